@@ -1,0 +1,55 @@
+"""Two-stage fallback: first ask the customer to rephrase, then offer what the bot can do."""
+
+from __future__ import annotations
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+REPHRASE = "Sorry, I didn't quite get that. Could you say it in other words?"
+OPTIONS = "I'm still not sure what you need. Here's what I can help with — or type it differently:"
+OPTION_BUTTONS = [
+    {"title": "Where is my order?", "payload": "/order_status"},
+    {"title": "Cancel an order", "payload": "/cancel_order"},
+    {"title": "Return an item", "payload": "/return_item"},
+    {"title": "Change delivery address", "payload": "/change_shipping_address"},
+]
+
+
+def consecutive_fallbacks(tracker: Tracker) -> int:
+    """How many user turns right before the latest one were answered by this fallback."""
+    count = 0
+    seen_latest_user = False
+    for event in reversed(tracker.events):
+        kind = event.get("event")
+        if kind == "user":
+            if not seen_latest_user:
+                seen_latest_user = True
+                continue
+            return count
+        if kind == "action" and seen_latest_user:
+            name = event.get("name")
+            if name == "action_listen":
+                continue
+            if name == ActionFallback.NAME:
+                count += 1
+                continue
+            return count
+    return count
+
+
+class ActionFallback(Action):
+    NAME = "action_fallback"
+
+    def name(self) -> str:
+        return self.NAME
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        if consecutive_fallbacks(tracker) % 2 == 0:
+            dispatcher.utter_message(text=REPHRASE)
+        else:
+            dispatcher.utter_message(text=OPTIONS, buttons=OPTION_BUTTONS)
+        return []

@@ -1,0 +1,1 @@
+"""Shop assistant application core: settings, store, channels, router, CLI, supervisor."""

@@ -1,0 +1,88 @@
+"""The app process: web channel, router, outbox and Rasa's action endpoint in one aiohttp app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from aiohttp import web
+
+from actions import build_actions
+from bot.action_endpoint import ActionEndpoint
+from bot.channels.web import WebChannel
+from bot.outbox import Outbox
+from bot.rasa_client import RasaClient
+from bot.router import Router
+from bot.settings import Settings
+from bot.shop import Shop
+from bot.store.db import make_engine, migrate
+
+log = logging.getLogger(__name__)
+
+SHOP_KEY = web.AppKey("shop", Shop)
+ROUTER_KEY = web.AppKey("router", Router)
+
+
+def create_app(settings: Settings, shop: Shop | None = None) -> web.Application:
+    if shop is None:
+        engine = make_engine(settings.effective_database_url)
+        migrate(engine)
+        shop = Shop(engine=engine, settings=settings)
+    rasa = RasaClient(settings.rasa_urls, settings.rasa_timeout_seconds)
+    outbox = Outbox(shop)
+    router = Router(shop, rasa, outbox)
+
+    app = web.Application(client_max_size=64 * 1024)
+    app[SHOP_KEY] = shop
+    app[ROUTER_KEY] = router
+    ActionEndpoint(build_actions(shop)).mount(app)
+    WebChannel(router, settings.max_message_chars).mount(app)
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(request: web.Request) -> web.Response:
+        rasa_ok = await rasa.healthy()
+        return web.json_response({"rasa": rasa_ok}, status=200 if rasa_ok else 503)
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await rasa.start()
+        tasks = [
+            asyncio.create_task(outbox.retry_forever(settings.outbox_retry_seconds)),
+            asyncio.create_task(_retry_inbox(router, settings.outbox_retry_seconds)),
+        ]
+        yield
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await rasa.close()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app
+
+
+async def _retry_inbox(router: Router, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await router.retry_unhandled(older_than=timedelta(seconds=interval_s))
+        except Exception:  # keep retrying on the next round
+            log.exception("inbox retry round failed")
+
+
+def serve(settings: Settings) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    web.run_app(
+        create_app(settings),
+        host=settings.app_host,
+        port=settings.app_port,
+        print=lambda text: log.info("%s", text),
+        access_log=None,
+    )

@@ -1,0 +1,145 @@
+"""Routes every customer message: store it, hand it to Rasa in order, store the replies.
+
+One conversation's messages reach Rasa one at a time and in arrival order (a lock per
+conversation); each conversation always goes to the same Rasa process (see `rasa_client`).
+A message is written to the inbox before anything else happens, so a crash or a Rasa outage
+loses nothing: unhandled messages are retried by `retry_unhandled`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
+
+from sqlmodel import Session
+
+from bot.channels.base import InboundMessage, Reply
+from bot.outbox import Outbox
+from bot.rasa_client import RasaClient, RasaUnavailable
+from bot.shop import Shop
+from bot.store import conversations
+from bot.store.models import Message, MessageStatus
+
+log = logging.getLogger(__name__)
+
+UNAVAILABLE = Reply(
+    text="Sorry, I'm having a technical problem right now. I've kept your message and will "
+    "answer as soon as I can — you can also try again in a minute."
+)
+
+
+@dataclass
+class Turn:
+    """The outcome of one inbound message."""
+
+    inbound: Message
+    replies: list[Message] = field(default_factory=list)
+    duplicate: bool = False
+    failed: bool = False
+
+
+class Router:
+    def __init__(self, shop: Shop, rasa: RasaClient, outbox: Outbox) -> None:
+        self.shop = shop
+        self.rasa = rasa
+        self.outbox = outbox
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def _conversation_lock(self, conversation_id: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(conversation_id, (asyncio.Lock(), 0))
+        self._locks[conversation_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[conversation_id]
+            if users <= 1:
+                del self._locks[conversation_id]
+            else:
+                self._locks[conversation_id] = (lock, users - 1)
+
+    async def handle(
+        self,
+        inbound: InboundMessage,
+        on_stored: Callable[[Message], Awaitable[None]] | None = None,
+    ) -> Turn:
+        async with self._conversation_lock(inbound.conversation_id):
+            stored, created = await self.shop.transaction(lambda s: _record(s, inbound))
+            if on_stored is not None:
+                await on_stored(stored)
+            if not created and stored.status == MessageStatus.handled:
+                replies = await self.shop.transaction(
+                    lambda s: conversations.replies_to(s, _id(stored))
+                )
+                return Turn(stored, replies, duplicate=True)
+            return await self._process(stored, inbound.rasa_text, inbound.metadata)
+
+    async def _process(self, stored: Message, text: str, metadata: dict[str, object]) -> Turn:
+        conversation_id = stored.conversation_id
+        try:
+            replies = await self.rasa.send(conversation_id, text, dict(metadata))
+        except RasaUnavailable as error:
+            log.warning("message %s kept for retry: %s", stored.id, error)
+            apology = await self.shop.transaction(
+                lambda s: conversations.record_outbound(
+                    s, conversation_id, UNAVAILABLE.to_json(), None
+                )
+            )
+            return Turn(stored, [apology], failed=True)
+
+        def save(session: Session) -> list[Message]:
+            saved = [
+                conversations.record_outbound(session, conversation_id, r.to_json(), _id(stored))
+                for r in replies
+            ]
+            conversations.mark_inbound_handled(session, _id(stored))
+            return saved
+
+        return Turn(stored, await self.shop.transaction(save))
+
+    async def retry_unhandled(self, older_than: timedelta) -> int:
+        """Hand messages still in the inbox (Rasa was down, or we crashed) to Rasa again."""
+        cutoff = self.shop.now() - older_than
+        pending = await self.shop.transaction(conversations.unhandled_inbound)
+        done = 0
+        for message in pending:
+            if message.created_at > cutoff:
+                continue
+            async with self._conversation_lock(message.conversation_id):
+                fresh = await self.shop.transaction(partial(_reload, message_id=_id(message)))
+                if fresh is None or fresh.status == MessageStatus.handled:
+                    continue
+                turn = await self._process(fresh, fresh.payload or fresh.text or "", fresh.meta)
+            if not turn.failed:
+                done += 1
+                await self.outbox.flush(message.conversation_id)
+        return done
+
+
+def _reload(session: Session, message_id: int) -> Message | None:
+    return session.get(Message, message_id)
+
+
+def _id(message: Message) -> int:
+    assert message.id is not None
+    return message.id
+
+
+def _record(session: Session, inbound: InboundMessage) -> tuple[Message, bool]:
+    conversation = conversations.get_or_create_conversation(
+        session, inbound.channel, inbound.external_id
+    )
+    return conversations.record_inbound(
+        session,
+        conversation.id,
+        inbound.client_message_id,
+        inbound.text,
+        inbound.payload,
+        inbound.metadata,
+    )

@@ -1,0 +1,54 @@
+"""Application settings, read from the environment and an optional `.env` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the app; each field is an upper-case environment variable."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    app_host: str = "127.0.0.1"
+    app_port: int = 8080
+    app_public_url: str = ""
+    rasa_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://127.0.0.1:5005"]
+    )
+    rasa_timeout_seconds: float = 30.0
+    rasa_model_dir: Path = Path("models")
+    rasa_tracker_db: str = ""
+    redis_url: str = ""
+    return_window_days: int = 30
+    verify_max_failures: int = 5
+    verify_lockout_minutes: int = 15
+    max_message_chars: int = 4000
+    outbox_retry_seconds: float = 5.0
+
+    @field_validator("rasa_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'shop.db'}"
+
+    @property
+    def public_url(self) -> str:
+        return self.app_public_url or f"http://{self.app_host}:{self.app_port}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""knowledge library (filled in by later issues)."""

@@ -1,0 +1,1 @@
+"""recsys library (filled in by later issues)."""

@@ -1,0 +1,272 @@
+"""End-to-end conversations over `POST /api/v1/chat` against a real Rasa model and the real app.
+
+Answers are checked against `bot orders list --json` and the store itself.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from actions.replies import human_date
+from bot.store.db import make_engine, session_scope
+from bot.store.models import Order, OrderItem, ProductVariant, ReturnRequest
+from bot.store.orders import OrderView, list_order_views
+from tests.live_stack import Chat, Stack
+
+pytestmark = pytest.mark.rasa
+
+
+def views(stack: Stack) -> list[OrderView]:
+    engine = make_engine(f"sqlite:///{stack.data_dir / 'shop.db'}")
+    with session_scope(engine) as session:
+        return list_order_views(session)
+
+
+def pick(stack: Stack, status: str, taken: set[str], **conditions: Any) -> OrderView:
+    """An order in `status` that no other test has used yet (tests change orders)."""
+    today = datetime.now(UTC).date()
+    for view in views(stack):
+        if view.status != status or view.number in taken:
+            continue
+        if "delivered_within" in conditions and view.delivered_at is not None:
+            inside = today - view.delivered_at.date() <= timedelta(days=30)
+            if inside != conditions["delivered_within"]:
+                continue
+        taken.add(view.number)
+        return view
+    raise AssertionError(f"the demo shop has no unused {status} order matching {conditions}")
+
+
+@pytest.fixture(scope="module")
+def taken() -> set[str]:
+    return set()
+
+
+def verify(chat: Chat, opener: str, view: OrderView, contact: str | None = None) -> str:
+    asked = chat.say(opener)
+    assert "order number" in asked.lower()
+    asked = chat.say(view.number)
+    assert "e-mail" in asked.lower() or "postcode" in asked.lower()
+    return chat.say(contact or view.email)
+
+
+def test_orders_list_json_has_the_documented_fields(stack: Stack) -> None:
+    rows = stack.orders()
+    assert len(rows) >= 30
+    assert set(rows[0]) == {
+        "number",
+        "email",
+        "postcode",
+        "status",
+        "carrier",
+        "tracking_number",
+        "expected_delivery",
+    }
+    statuses = {row["status"] for row in rows}
+    assert {"placed", "paid", "shipped", "delivered", "cancelled", "returned"} <= statuses
+
+
+def test_order_status_gives_carrier_tracking_and_expected_delivery(
+    stack: Stack, chat: Chat, taken: set[str]
+) -> None:
+    view = pick(stack, "shipped", taken)
+    row = next(r for r in stack.orders() if r["number"] == view.number)
+    answer = verify(chat, "where is my order?", view)
+    assert row["tracking_number"] in answer
+    assert row["carrier"] in answer
+    assert human_date(date.fromisoformat(row["expected_delivery"])) in answer
+
+
+def test_order_status_accepts_the_postcode_in_any_spacing(
+    stack: Stack, chat: Chat, taken: set[str]
+) -> None:
+    view = pick(stack, "shipped", taken)
+    postcode = view.postcode.replace(" ", "").lower()
+    answer = verify(chat, "wheres my parcel", view, contact=postcode)
+    assert view.tracking_number and view.tracking_number in answer
+
+
+def test_wrong_email_gets_no_order_details(stack: Stack, chat: Chat, taken: set[str]) -> None:
+    view = pick(stack, "shipped", taken)
+    answer = verify(chat, "where is my order", view, contact="someone.else@example.com")
+    assert view.tracking_number and view.tracking_number not in answer
+    assert "couldn't find" in answer.lower()
+
+
+def test_unknown_order_number_is_answered_clearly(chat: Chat) -> None:
+    chat.say("where is my order")
+    chat.say("999999")
+    answer = chat.say("anna@example.com")
+    assert "couldn't find an order 999999" in answer.lower()
+
+
+def test_not_an_order_number_gets_guidance(chat: Chat) -> None:
+    chat.say("track my order please")
+    answer = chat.say("the one with the blue dress")
+    assert "6 digits" in answer
+
+
+def test_five_failed_attempts_lock_the_conversation(
+    stack: Stack, chat: Chat, taken: set[str]
+) -> None:
+    view = pick(stack, "shipped", taken)
+    chat.say("where is my order")
+    answers = []
+    for attempt in range(5):
+        chat.say(view.number)
+        answers.append(chat.say(f"wrong{attempt}@example.com"))
+    assert "paused" in answers[-1].lower() and "15 minutes" in answers[-1]
+    # even the right order number is refused while the lock lasts
+    chat.say("where is my order")
+    answer = chat.say(view.number) + chat.say(view.email)
+    assert view.tracking_number and view.tracking_number not in answer
+    assert "paused" in answer.lower()
+
+
+def test_guessing_one_order_from_many_chats_locks_that_order(stack: Stack, taken: set[str]) -> None:
+    view = pick(stack, "shipped", taken)
+    for attempt in range(5):  # a new session for every guess
+        guesser = Chat(stack.base_url, f"guess{attempt}-" + view.number)
+        verify(guesser, "where is my order", view, contact=f"guess{attempt}@example.com")
+    owner = Chat(stack.base_url, "owner-" + view.number)
+    owner.say("where is my order")
+    answer = owner.say(view.number)
+    assert "paused" in answer.lower()
+    answer += owner.say(view.email)
+    assert view.tracking_number and view.tracking_number not in answer
+
+
+def stock_of(stack: Stack, number: str) -> dict[int, int]:
+    engine = make_engine(f"sqlite:///{stack.data_dir / 'shop.db'}")
+    with session_scope(engine) as session:
+        order = session.exec(select(Order).where(Order.number == number)).one()
+        items = session.exec(select(OrderItem).where(OrderItem.order_id == order.id)).all()
+        return {
+            item.variant_id: session.get(ProductVariant, item.variant_id).stock  # type: ignore[union-attr]
+            for item in items
+        }
+
+
+def order_row(stack: Stack, number: str) -> Order:
+    engine = make_engine(f"sqlite:///{stack.data_dir / 'shop.db'}")
+    with session_scope(engine) as session:
+        return session.exec(select(Order).where(Order.number == number)).one()
+
+
+def test_cancel_unshipped_order_after_confirmation_restocks(
+    stack: Stack, chat: Chat, taken: set[str]
+) -> None:
+    view = pick(stack, "paid", taken)
+    before = stock_of(stack, view.number)
+    question = verify(chat, "I want to cancel my order", view)
+    assert "cancel" in question.lower() and "?" in question
+    assert order_row(stack, view.number).status == "paid"  # nothing happens before "yes"
+    done = chat.press("/affirm")
+    assert "cancelled" in done.lower()
+    assert order_row(stack, view.number).status == "cancelled"
+    after = stock_of(stack, view.number)
+    quantities = {item.id: item.quantity for item in view.items}
+    assert sum(after.values()) - sum(before.values()) == sum(quantities.values())
+
+
+def test_cancel_can_be_called_off(stack: Stack, chat: Chat, taken: set[str]) -> None:
+    view = pick(stack, "placed", taken)
+    verify(chat, "cancel order", view)
+    answer = chat.press("/deny")
+    assert "haven't cancelled" in answer
+    assert order_row(stack, view.number).status == "placed"
+
+
+def test_shipped_order_cannot_be_cancelled_and_return_is_offered(
+    stack: Stack, chat: Chat, taken: set[str]
+) -> None:
+    view = pick(stack, "shipped", taken)
+    answer = verify(chat, "please cancel my order", view)
+    assert "already shipped" in answer and "return" in answer
+    assert order_row(stack, view.number).status == "shipped"
+
+
+def test_return_inside_the_window_gets_a_return_id(
+    stack: Stack, chat: Chat, taken: set[str]
+) -> None:
+    view = pick(stack, "delivered", taken, delivered_within=True)
+    answer = verify(chat, "i want to return something", view)
+    if len(view.items) > 1:
+        assert "which item" in answer.lower()
+        answer = chat.press(f'/inform{{"return_item": "{view.items[0].id}"}}')
+    assert "why" in answer.lower()
+    done = chat.say("it is too small")
+    assert "RT-" in done
+    engine = make_engine(f"sqlite:///{stack.data_dir / 'shop.db'}")
+    with session_scope(engine) as session:
+        order = session.exec(select(Order).where(Order.number == view.number)).one()
+        request = session.exec(
+            select(ReturnRequest).where(ReturnRequest.order_id == order.id)
+        ).one()
+        assert request.number in done
+        assert "small" in request.reason
+
+
+def test_return_outside_the_window_is_refused_with_the_policy(
+    stack: Stack, chat: Chat, taken: set[str]
+) -> None:
+    view = pick(stack, "delivered", taken, delivered_within=False)
+    answer = verify(chat, "can i send it back", view)
+    assert "can't start a return" in answer and "30 days" in answer
+
+
+def test_change_shipping_address_of_unshipped_order(
+    stack: Stack, chat: Chat, taken: set[str]
+) -> None:
+    view = pick(stack, "paid", taken)
+    asked = verify(chat, "I need to change the delivery address", view)
+    assert "new delivery address" in asked.lower()
+    done = chat.say("Keizersgracht 12, 1015 CX Amsterdam, NL")
+    assert "Keizersgracht 12" in done
+    order = order_row(stack, view.number)
+    assert (order.shipping_line1, order.shipping_postcode, order.shipping_city) == (
+        "Keizersgracht 12",
+        "1015 CX",
+        "Amsterdam",
+    )
+
+
+def test_address_of_shipped_order_cannot_change(stack: Stack, chat: Chat, taken: set[str]) -> None:
+    view = pick(stack, "shipped", taken)
+    answer = verify(chat, "change shipping address", view)
+    assert "can't change its address" in answer
+
+
+def test_small_talk_and_capabilities(chat: Chat) -> None:
+    assert "hi" in chat.say("hello there").lower()
+    capabilities = chat.send("what can you do?")
+    assert "cancel" in capabilities[0]["text"].lower() and capabilities[0]["buttons"]
+    assert "welcome" in chat.say("thanks!").lower()
+    assert "bye" in chat.say("bye").lower()
+    assert "bot" in chat.say("are you a bot?").lower()
+
+
+def test_out_of_scope_gets_a_helpful_answer(chat: Chat) -> None:
+    answer = chat.send("what's the weather like in Paris tomorrow?")
+    assert answer and ("outside" in answer[0]["text"].lower() or answer[0]["buttons"])
+
+
+def test_gibberish_gets_two_stage_fallback(chat: Chat) -> None:
+    first = chat.send("xqzv blorp fnarg")
+    text = first[0]["text"].lower()
+    # low confidence asks to rephrase; a confident out-of-scope guess says so and offers options
+    assert "other words" in text or "outside" in text
+    second = chat.send("wub wub zzkt")
+    assert second[-1]["buttons"], second
+
+
+def test_the_form_can_be_left_and_resumed(chat: Chat) -> None:
+    chat.say("where is my order")
+    capabilities = chat.say("what can you do")
+    assert "order number" in capabilities.lower()  # answers, then asks again
+    stopped = chat.press("/deny")
+    assert "stopped" in stopped.lower()

@@ -1,0 +1,1 @@
+"""vision library (filled in by later issues)."""
