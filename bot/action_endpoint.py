@@ -22,7 +22,6 @@ from rasa_sdk.interfaces import (
 log = logging.getLogger(__name__)
 
 
-
 class ActionEndpoint:
     def __init__(self, actions: list[Action]) -> None:
         self.executor = ActionExecutor()
