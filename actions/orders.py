@@ -20,7 +20,7 @@ from sqlmodel import Session
 from actions import replies
 from actions.parsing import contact_candidates, parse_address
 from bot.shop import Shop
-from bot.store import orders, verification
+from bot.store import conversations, orders, verification
 from bot.store.errors import StoreError
 from bot.store.models import Order, OrderStatus
 
@@ -44,6 +44,7 @@ def lockout(
 
 
 LOCKED_UNTIL = "locked until "
+LINKED = "linked account"
 
 
 def is_locked(tracker: Tracker) -> bool:
@@ -136,8 +137,22 @@ class ValidateOrderForm(FormValidationAction):
             return {"order_number": None}
         if number == tracker.get_slot("verified_order"):
             return {"order_number": number}
+        if await self._owned_by_linked_customer(tracker, number):
+            return {"order_number": number, "order_contact": LINKED, "verified_order": number}
         # a different order needs its own proof of ownership
         return {"order_number": number, "order_contact": None, "verified_order": None}
+
+    async def _owned_by_linked_customer(self, tracker: Tracker, number: str) -> bool:
+        """A chat already verified as this customer needs no second proof for their orders."""
+
+        def owned(session: Session) -> bool:
+            customer_id = conversations.linked_customer_id(session, tracker.sender_id)
+            order = orders.find_order(session, number)
+            return (
+                customer_id is not None and order is not None and order.customer_id == customer_id
+            )
+
+        return await self.shop.transaction(owned)
 
     async def validate_order_contact(
         self,
@@ -151,6 +166,8 @@ class ValidateOrderForm(FormValidationAction):
             return {"order_contact": None}
         if until := await self._lockout(tracker, number):
             return self._locked(until)
+        if slot_value == LINKED and await self._owned_by_linked_customer(tracker, number):
+            return {"order_number": number, "order_contact": LINKED, "verified_order": number}
         candidates = contact_candidates(str(slot_value))
         if not candidates:
             dispatcher.utter_message(text=replies.NOT_A_CONTACT)
@@ -159,8 +176,13 @@ class ValidateOrderForm(FormValidationAction):
         now = self.shop.now()
 
         def verify(session: Session) -> tuple[bool, datetime | None, int]:
-            matched = any(orders.verify_owner(session, number, c) for c in candidates)
+            owner = next(
+                (o for c in candidates if (o := orders.verify_owner(session, number, c))), None
+            )
+            matched = owner is not None
             verification.record_attempt(session, tracker.sender_id, number, matched, now)
+            if owner is not None and owner.customer_id is not None:
+                conversations.link_customer(session, tracker.sender_id, owner.customer_id)
             window = timedelta(minutes=settings.verify_lockout_minutes)
             until = lockout(session, self.shop, tracker.sender_id, number, now)
             failures = verification.recent_failures(session, tracker.sender_id, now, window)

@@ -36,6 +36,7 @@ def message_json(message: Message) -> dict[str, Any]:
         "buttons": body.get("buttons", []) if is_bot else [],
         "cards": body.get("cards", []) if is_bot else [],
         "created_at": message.created_at.isoformat(),
+        **({} if is_bot else {"client_message_id": message.client_message_id}),
     }
 
 

@@ -270,3 +270,19 @@ def test_the_form_can_be_left_and_resumed(chat: Chat) -> None:
     assert "order number" in capabilities.lower()  # answers, then asks again
     stopped = chat.press("/deny")
     assert "stopped" in stopped.lower()
+
+
+def test_a_verified_chat_is_linked_to_the_customer(stack: Stack, chat: Chat) -> None:
+    by_email: dict[str, list[OrderView]] = {}
+    for view in views(stack):
+        if view.status == "shipped":
+            by_email.setdefault(view.email, []).append(view)
+    first, second = next(orders for orders in by_email.values() if len(orders) >= 2)[:2]
+    verify(chat, "where is my order", first)
+    chat.say("where is my order")
+    answer = chat.say(second.number)  # same customer: no second proof needed
+    assert second.tracking_number and second.tracking_number in answer
+    stranger = next(v for v in views(stack) if v.email != first.email and v.status == "shipped")
+    chat.say("where is my order")
+    asked = chat.say(stranger.number)
+    assert "e-mail" in asked.lower() and (stranger.tracking_number or "") not in asked

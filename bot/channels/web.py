@@ -176,8 +176,11 @@ class WebChannel:
         return ws
 
     async def _on_frame(self, ws: web.WebSocketResponse, session: str, raw: str) -> None:
+        client_id: str | None = None
         try:
             data = json.loads(raw)
+            if isinstance(data, dict) and isinstance(data.get("id"), str):
+                client_id = data["id"]
             if not isinstance(data, dict) or data.get("type") != "message":
                 raise BadRequest(400, "invalid_frame", 'Expected {"type": "message", ...}.')
             data["session"] = session
@@ -187,7 +190,9 @@ class WebChannel:
             await ws.send_json({"type": "error", "code": "invalid_json", "message": "Bad JSON."})
             return
         except BadRequest as error:
-            await ws.send_json({"type": "error", "code": error.code, "message": error.message})
+            await ws.send_json(
+                {"type": "error", "id": client_id, "code": error.code, "message": error.message}
+            )
             return
         inbound = InboundMessage(
             channel=CHANNEL,

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from .columns import utcnow
-from .models import Conversation, Direction, Message, MessageStatus
+from .models import ChannelIdentity, Conversation, Direction, Message, MessageStatus
 
 
 def conversation_id_for(channel: str, external_id: str) -> str:
@@ -46,6 +46,48 @@ def get_or_create_conversation(
             raise
         return found
     return conversation
+
+
+def link_customer(session: Session, conversation_id: str, customer_id: int) -> None:
+    """Remember who this chat belongs to (after a successful order verification).
+
+    The link is kept on the conversation and on the channel identity, so a later conversation
+    from the same Telegram user or browser session is recognised too.
+    """
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None:
+        return
+    conversation.customer_id = customer_id
+    session.add(conversation)
+    identity = session.exec(
+        select(ChannelIdentity).where(
+            ChannelIdentity.channel == conversation.channel,
+            ChannelIdentity.external_id == conversation.external_id,
+        )
+    ).first()
+    if identity is None:
+        identity = ChannelIdentity(
+            channel=conversation.channel, external_id=conversation.external_id
+        )
+    identity.customer_id = customer_id
+    session.add(identity)
+    session.flush()
+
+
+def linked_customer_id(session: Session, conversation_id: str) -> int | None:
+    """The customer this chat was verified as, if any."""
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None:
+        return None
+    if conversation.customer_id is not None:
+        return conversation.customer_id
+    identity = session.exec(
+        select(ChannelIdentity).where(
+            ChannelIdentity.channel == conversation.channel,
+            ChannelIdentity.external_id == conversation.external_id,
+        )
+    ).first()
+    return identity.customer_id if identity else None
 
 
 def record_inbound(

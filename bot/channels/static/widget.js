@@ -254,7 +254,7 @@
       [
         h("header", { className: "chat__header" }, [
           h("div", { className: "chat__heading" }, [
-            h("h2", { id: "chat-title", className: "chat__title", text: "Northwind Threads assistant" }),
+            h("h2", { id: "chat-title", className: "chat__title", text: "Northwind Threads" }),
             ui.status,
           ]),
           h("div", { className: "chat__actions" }, [ui.newConversation, ui.minimise]),
@@ -518,6 +518,8 @@
         return;
       }
     } else {
+      // A reply ends the wait; a server that forgets typing:false must not leave dots forever.
+      this.serverTyping = false;
       this.stopAwaitingReply();
     }
     var node = this.renderMessage(message);
@@ -525,7 +527,7 @@
   };
 
   ChatWidget.prototype.showError = function (data) {
-    var entry = data.id ? this.findEntryById(data.id) : null;
+    var entry = data.id ? this.findEntryById(data.id) : this.oldestUnacknowledged(data.code);
     if (entry) {
       // The server refused this message for good; re-sending it would only fail again.
       this.outbox.splice(this.outbox.indexOf(entry), 1);
@@ -536,9 +538,9 @@
     var text =
       typeof data.message === "string" && data.message.trim()
         ? data.message.trim()
-        : "Something went wrong on our side. Please try again in a moment.";
+        : "Sorry, something went wrong on our side. Please try again in a moment.";
     var bubble = h("div", { className: "msg__bubble" });
-    appendText(bubble, "Sorry — " + text);
+    appendText(bubble, text);
     var node = h("div", { className: "msg error", "data-code": data.code || null }, [bubble]);
     this.append(node, { keepQuickReplies: true });
   };
@@ -665,9 +667,12 @@
   };
 
   ChatWidget.prototype.append = function (node, options) {
+    // Measure before appending: a tall message (a row of cards) must not make us think the
+    // reader had scrolled away from the end.
+    var follow = node.classList.contains("user") || this.isNearEnd();
     this.ui.log.appendChild(node);
     this.afterAppend(options);
-    this.scrollToEnd(node.classList.contains("user"));
+    this.scrollToEnd(follow);
   };
 
   ChatWidget.prototype.afterAppend = function (options) {
@@ -684,10 +689,13 @@
     });
   };
 
-  ChatWidget.prototype.scrollToEnd = function (force) {
+  ChatWidget.prototype.isNearEnd = function () {
     var scroller = this.ui.scroller;
-    var nearEnd = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 120;
-    if (force || nearEnd) scroller.scrollTop = scroller.scrollHeight;
+    return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 120;
+  };
+
+  ChatWidget.prototype.scrollToEnd = function (force) {
+    if (force || this.isNearEnd()) this.ui.scroller.scrollTop = this.ui.scroller.scrollHeight;
   };
 
   // ------------------------------------------------ typing indicator
@@ -711,8 +719,9 @@
   ChatWidget.prototype.updateTyping = function () {
     var on = this.state === "connected" && (this.serverTyping || this.awaitingReply);
     if (this.ui.typing.hidden === !on) return;
+    var follow = this.isNearEnd();
     this.ui.typing.hidden = !on;
-    if (on) this.scrollToEnd(false);
+    if (on) this.scrollToEnd(follow);
   };
 
   // ------------------------------------------------ outbox
@@ -755,6 +764,14 @@
       self.ui.log.appendChild(entry.el);
     });
     this.afterAppend();
+  };
+
+  // The server reads one socket's frames in order and answers each message frame with either
+  // an ack or an error, so an error without an id belongs to the oldest message still in flight.
+  ChatWidget.prototype.oldestUnacknowledged = function (code) {
+    if (code === "invalid_session" || code === "invalid_json") return null;
+    for (var i = 0; i < this.outbox.length; i++) if (this.outbox[i].status === "sent") return this.outbox[i];
+    return null;
   };
 
   ChatWidget.prototype.findEntryById = function (id) {
