@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import web
 
@@ -40,6 +41,7 @@ def create_app(settings: Settings, shop: Shop | None = None) -> web.Application:
     app[ROUTER_KEY] = router
     ActionEndpoint(build_actions(shop)).mount(app)
     WebChannel(router, settings.max_message_chars).mount(app)
+    telegram = _telegram_channel(router, settings, app)
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -53,6 +55,8 @@ def create_app(settings: Settings, shop: Shop | None = None) -> web.Application:
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await rasa.start()
+        if telegram is not None:
+            await telegram.start()
         tasks = [
             asyncio.create_task(outbox.retry_forever(settings.outbox_retry_seconds)),
             asyncio.create_task(_retry_inbox(router, settings.outbox_retry_seconds)),
@@ -62,10 +66,23 @@ def create_app(settings: Settings, shop: Shop | None = None) -> web.Application:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if telegram is not None:
+            await telegram.stop()
         await rasa.close()
 
     app.cleanup_ctx.append(lifecycle)
     return app
+
+
+def _telegram_channel(router: Router, settings: Settings, app: web.Application) -> Any:
+    """The Telegram channel when a bot token is configured (imported only then)."""
+    if not settings.telegram_bot_token:
+        return None
+    from bot.channels.telegram import TelegramChannel
+
+    channel = TelegramChannel(router, settings)
+    channel.mount(app)
+    return channel
 
 
 async def _retry_inbox(router: Router, interval_s: float) -> None:

@@ -66,6 +66,28 @@ class RasaClient:
             raise RasaUnavailable(f"Rasa at {url} is unreachable: {error}") from error
         return replies_from_rasa(data if isinstance(data, list) else [])
 
+    async def in_form(self, conversation_id: str) -> bool:
+        """Whether the conversation is inside a form right now (asks Rasa's HTTP API)."""
+        if self._http is None:
+            raise RuntimeError("RasaClient.start() was not called")
+        url = f"{server_for(conversation_id, self.urls)}/conversations/{conversation_id}/tracker"
+        try:
+            async with self._http.get(url, params={"include_events": "NONE"}) as response:
+                if response.status != 200:
+                    raise RasaUnavailable(f"Rasa answered {response.status} at {url}")
+                tracker = await response.json()
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise RasaUnavailable(f"Rasa at {url} is unreachable: {error}") from error
+        return bool((tracker.get("active_loop") or {}).get("name"))
+
+    async def start_new_session(self, conversation_id: str) -> None:
+        """Open a new Rasa session (slots are carried over, see domain.yml's session_config).
+
+        Rasa loads and ships every event of the current session on each turn, so a long
+        conversation gets slower turn by turn; a fresh session keeps the tracker short.
+        """
+        await self.send(conversation_id, "/session_start", {})
+
     async def healthy(self) -> bool:
         if self._http is None:
             return False

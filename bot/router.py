@@ -27,6 +27,8 @@ from bot.store.models import Message, MessageStatus
 
 log = logging.getLogger(__name__)
 
+TRACKED_CONVERSATIONS = 100_000
+
 UNAVAILABLE = Reply(
     text="Sorry, I'm having a technical problem right now. I've kept your message and will "
     "answer as soon as I can — you can also try again in a minute."
@@ -49,6 +51,7 @@ class Router:
         self.rasa = rasa
         self.outbox = outbox
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._turns: dict[str, int] = {}  # turns since the last new Rasa session
 
     @asynccontextmanager
     async def _conversation_lock(self, conversation_id: str) -> AsyncIterator[None]:
@@ -80,9 +83,21 @@ class Router:
                 return Turn(stored, replies, duplicate=True)
             return await self._process(stored, inbound.rasa_text, inbound.metadata)
 
+    async def _keep_tracker_short(self, conversation_id: str) -> None:
+        """Every `rasa_session_turns` turns, start a new Rasa session unless a form is open."""
+        limit = self.shop.settings.rasa_session_turns
+        turns = self._turns.pop(conversation_id, 0) + 1
+        if limit > 0 and turns >= limit and not await self.rasa.in_form(conversation_id):
+            await self.rasa.start_new_session(conversation_id)
+            turns = 0
+        self._turns[conversation_id] = turns  # re-inserted last: the dict stays in LRU order
+        if len(self._turns) > TRACKED_CONVERSATIONS:
+            del self._turns[next(iter(self._turns))]
+
     async def _process(self, stored: Message, text: str, metadata: dict[str, object]) -> Turn:
         conversation_id = stored.conversation_id
         try:
+            await self._keep_tracker_short(conversation_id)
             replies = await self.rasa.send(conversation_id, text, dict(metadata))
         except RasaUnavailable as error:
             log.warning("message %s kept for retry: %s", stored.id, error)

@@ -27,11 +27,20 @@ class Settings(BaseSettings):
     rasa_model_dir: Path = Path("models")
     rasa_tracker_db: str = ""
     redis_url: str = ""
+    rasa_session_turns: int = 20
     return_window_days: int = 30
     verify_max_failures: int = 5
     verify_lockout_minutes: int = 15
     max_message_chars: int = 4000
     outbox_retry_seconds: float = 5.0
+    # Telegram (off while the token is unset; see docs/telegram.md)
+    telegram_bot_token: str = ""
+    telegram_webhook_url: str = ""  # set: webhook mode behind this app; unset: long polling
+    telegram_webhook_secret: str = ""
+    telegram_base_url: str = "https://api.telegram.org/bot"
+    telegram_base_file_url: str = "https://api.telegram.org/file/bot"
+    telegram_max_photo_bytes: int = 10 * 1024 * 1024
+    telegram_poll_lease_seconds: float = 30.0
 
     @field_validator("rasa_urls", mode="before")
     @classmethod

@@ -286,3 +286,31 @@ def test_a_verified_chat_is_linked_to_the_customer(stack: Stack, chat: Chat) -> 
     chat.say("where is my order")
     asked = chat.say(stranger.number)
     assert "e-mail" in asked.lower() and (stranger.tracking_number or "") not in asked
+
+
+def test_long_conversations_keep_a_short_tracker_and_their_state(
+    stack: Stack, chat: Chat, taken: set[str]
+) -> None:
+    import json
+    import urllib.request
+
+    view = pick(stack, "paid", taken)
+    verify(chat, "where is my order", view)  # turns 1-3
+    for _ in range(15):  # turns 4-18
+        assert "welcome" in chat.say("thanks").lower()
+    # a form open across the rotation point (turn 20) is not cut off
+    assert "cancel this order?" in chat.say("cancel my order")  # 19: asks to confirm
+    assert "haven't cancelled" in chat.press("/deny")  # 20
+    for _ in range(25):
+        chat.say("thanks")
+    # verification (a slot) survives the new Rasa sessions
+    answer = chat.say("where is my order")
+    assert f"Order {view.number}" in answer and "hasn't shipped" in answer
+    url = f"http://127.0.0.1:{stack.rasa_ports[0]}/conversations/web:{chat.session}/tracker"
+    with urllib.request.urlopen(url) as response:
+        events = json.loads(response.read())["events"]
+    starts = [i for i, e in enumerate(events) if e["event"] == "session_started"]
+    assert len(starts) >= 2  # new sessions were opened along the way
+    current = [e for e in events[starts[-1] :] if e["event"] == "user"]
+    # Rasa's SQL tracker store loads only the current session: at most 20 turns, not all 48
+    assert len(current) <= 21

@@ -81,6 +81,7 @@ class ChannelIdentity(SQLModel, table=True):
     external_id: str = Field(max_length=128)
     customer_id: int | None = Field(default=None, foreign_key="customer.id", index=True)
     created_at: datetime = _utc(default_factory=utcnow)
+    unreachable_at: datetime | None = _utc(default=None)  # they blocked the bot
 
 
 class Product(SQLModel, table=True):
@@ -222,3 +223,6 @@ class VerificationAttempt(SQLModel, table=True):
     order_number: str = Field(max_length=64)
     success: bool
     created_at: datetime = _utc(default_factory=utcnow)
+
+
+from . import channel_state as channel_state  # noqa: E402  (its tables join this metadata)

@@ -1,0 +1,208 @@
+"""What channels keep between messages: poller leases, long button payloads, consent, reachability.
+
+Models and their repository functions. `models.py` imports this module at its end so that
+Alembic sees the tables; migration `0002_telegram` creates them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import Index, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, Session, SQLModel, Text, col, select
+
+from .columns import UTCDateTime, utcnow
+from .models import ChannelIdentity
+
+MARKETING = "marketing"
+
+
+class ChannelLease(SQLModel, table=True):
+    """Who may run a singleton job (one Telegram poller per bot token) until `expires_at`."""
+
+    __tablename__ = "channel_lease"
+
+    name: str = Field(primary_key=True, max_length=100)
+    holder: str = Field(max_length=200)
+    acquired_at: datetime = Field(sa_type=UTCDateTime())
+    expires_at: datetime = Field(sa_type=UTCDateTime())
+
+
+class CallbackPayload(SQLModel, table=True):
+    """A button payload too long for the channel's callback data, reached through a short id."""
+
+    __tablename__ = "callback_payload"
+
+    id: str = Field(primary_key=True, max_length=32)
+    channel: str = Field(max_length=32)
+    payload: str = Field(sa_type=Text)
+    created_at: datetime = Field(sa_type=UTCDateTime(), default_factory=utcnow)
+
+
+class Consent(SQLModel, table=True):
+    """One opt-in or opt-out, append-only: the newest row for an identity and purpose counts."""
+
+    __table_args__ = (
+        Index("ix_consent_identity_created", "channel", "external_id", "purpose", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: int | None = Field(default=None, foreign_key="customer.id", index=True)
+    channel: str = Field(max_length=32)
+    external_id: str = Field(max_length=128)
+    purpose: str = Field(default=MARKETING, max_length=32)
+    opted_in: bool
+    source: str = Field(max_length=100)  # e.g. "telegram:/stop", "web:checkbox"
+    created_at: datetime = Field(sa_type=UTCDateTime(), default_factory=utcnow)
+
+
+# --- leases ---------------------------------------------------------------------------------
+
+
+def acquire_lease(
+    session: Session, name: str, holder: str, ttl: timedelta, now: datetime | None = None
+) -> bool:
+    """Take or renew `name` for `holder`; False while someone else holds an unexpired lease."""
+    now = now or utcnow()
+    taken = session.execute(
+        update(ChannelLease)
+        .where(
+            col(ChannelLease.name) == name,
+            (col(ChannelLease.holder) == holder) | (col(ChannelLease.expires_at) < now),
+        )
+        .values(holder=holder, acquired_at=now, expires_at=now + ttl)
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount == 1:  # type: ignore[attr-defined]
+        return True
+    if session.get(ChannelLease, name) is not None:
+        return False
+    try:
+        with session.begin_nested():
+            lease = ChannelLease(name=name, holder=holder, acquired_at=now, expires_at=now + ttl)
+            session.add(lease)
+    except IntegrityError:
+        return False  # another instance inserted it first
+    return True
+
+
+def release_lease(session: Session, name: str, holder: str) -> None:
+    lease = session.get(ChannelLease, name)
+    if lease is not None and lease.holder == holder:
+        session.delete(lease)
+        session.flush()
+
+
+def lease_of(session: Session, name: str) -> ChannelLease | None:
+    return session.get(ChannelLease, name, populate_existing=True)
+
+
+# --- callback payloads ----------------------------------------------------------------------
+
+
+def short_payload_id(session: Session, channel: str, payload: str) -> str:
+    """A short id for `payload`, the same one every time the same payload is rendered."""
+    digest = hashlib.blake2b(f"{channel}\0{payload}".encode(), digest_size=10).digest()
+    key = base64.b32encode(digest).decode().rstrip("=").lower()
+    existing = session.get(CallbackPayload, key)
+    if existing is not None and existing.payload != payload:
+        key = secrets.token_hex(8)  # a hash collision: fall back to a random id
+    elif existing is not None:
+        return key
+    try:
+        with session.begin_nested():
+            session.add(CallbackPayload(id=key, channel=channel, payload=payload))
+    except IntegrityError:
+        pass  # rendered concurrently: the row holds the same payload
+    return key
+
+
+def payload_for(session: Session, key: str) -> str | None:
+    row = session.get(CallbackPayload, key)
+    return None if row is None else row.payload
+
+
+# --- identities, reachability, consent ------------------------------------------------------
+
+
+def get_or_create_identity(session: Session, channel: str, external_id: str) -> ChannelIdentity:
+    stmt = select(ChannelIdentity).where(
+        ChannelIdentity.channel == channel, ChannelIdentity.external_id == external_id
+    )
+    found = session.exec(stmt).first()
+    if found is not None:
+        return found
+    identity = ChannelIdentity(channel=channel, external_id=external_id)
+    try:
+        with session.begin_nested():
+            session.add(identity)
+    except IntegrityError:
+        found = session.exec(stmt).first()
+        if found is None:
+            raise
+        return found
+    return identity
+
+
+def mark_unreachable(
+    session: Session, channel: str, external_id: str, now: datetime | None = None
+) -> ChannelIdentity:
+    """The customer blocked us (or deleted the chat): stop sending until they write again."""
+    identity = get_or_create_identity(session, channel, external_id)
+    if identity.unreachable_at is None:
+        identity.unreachable_at = now or utcnow()
+        session.add(identity)
+        session.flush()
+    return identity
+
+
+def mark_reachable(session: Session, channel: str, external_id: str) -> ChannelIdentity:
+    identity = get_or_create_identity(session, channel, external_id)
+    if identity.unreachable_at is not None:
+        identity.unreachable_at = None
+        session.add(identity)
+        session.flush()
+    return identity
+
+
+def record_consent(
+    session: Session,
+    channel: str,
+    external_id: str,
+    opted_in: bool,
+    source: str,
+    purpose: str = MARKETING,
+    now: datetime | None = None,
+) -> Consent:
+    identity = get_or_create_identity(session, channel, external_id)
+    consent = Consent(
+        customer_id=identity.customer_id,
+        channel=channel,
+        external_id=external_id,
+        purpose=purpose,
+        opted_in=opted_in,
+        source=source[:100],
+        created_at=now or utcnow(),
+    )
+    session.add(consent)
+    session.flush()
+    return consent
+
+
+def current_consent(
+    session: Session, channel: str, external_id: str, purpose: str = MARKETING
+) -> Consent | None:
+    stmt = (
+        select(Consent)
+        .where(
+            Consent.channel == channel,
+            Consent.external_id == external_id,
+            Consent.purpose == purpose,
+        )
+        .order_by(col(Consent.created_at).desc(), col(Consent.id).desc())
+    )
+    return session.exec(stmt).first()
