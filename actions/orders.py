@@ -84,9 +84,9 @@ class ValidateOrderForm(FormValidationAction):
             and tracker.get_slot("verified_order") == number
             and tracker.get_slot("order_contact") is not None
         )
-        if not verified:
-            return list(VERIFY_SLOTS)
         task = task_of(tracker)
+        if not verified or task == "status":
+            return list(VERIFY_SLOTS)
         today = self.shop.now().date()
         window = self.shop.settings.return_window_days
 
@@ -130,13 +130,13 @@ class ValidateOrderForm(FormValidationAction):
         domain: DomainDict,
     ) -> dict[str, Any]:
         number = orders.normalise_order_number(str(slot_value))
+        if number is not None and number == tracker.get_slot("verified_order"):
+            return {"order_number": number}  # this chat already proved it owns the order
         if until := await self._lockout(tracker, number):
             return self._locked(until)
         if number is None:
             dispatcher.utter_message(text=replies.NOT_AN_ORDER_NUMBER)
             return {"order_number": None}
-        if number == tracker.get_slot("verified_order"):
-            return {"order_number": number}
         if await self._owned_by_linked_customer(tracker, number):
             return {"order_number": number, "order_contact": LINKED, "verified_order": number}
         # a different order needs its own proof of ownership
@@ -164,6 +164,9 @@ class ValidateOrderForm(FormValidationAction):
         number = orders.normalise_order_number(str(tracker.get_slot("order_number") or ""))
         if number is None:
             return {"order_contact": None}
+        if number == tracker.get_slot("verified_order"):
+            # verified earlier in this chat; the slot is only re-validated as prefilled
+            return {"order_contact": slot_value}
         if until := await self._lockout(tracker, number):
             return self._locked(until)
         if slot_value == LINKED and await self._owned_by_linked_customer(tracker, number):
