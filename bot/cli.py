@@ -98,10 +98,10 @@ def rasa(port: Annotated[int, typer.Option(help="Port of this Rasa server.")] = 
     """Run only one Rasa server (REST channel on 127.0.0.1)."""
     import os
 
-    from bot.rasa_runtime import rasa_env, server_argv
+    from bot.rasa_runtime import server_argv, server_env
 
     argv = server_argv(get_settings(), port)
-    os.execve(argv[0], argv, {**os.environ, **rasa_env()})
+    os.execve(argv[0], argv, {**os.environ, **server_env()})
 
 
 @app.command("run")

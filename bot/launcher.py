@@ -10,8 +10,8 @@ from bot.rasa_runtime import (
     ROOT,
     TrackerStoreMismatch,
     has_model,
-    rasa_env,
     server_argv,
+    server_env,
     tracker_url,
     verify_tracker_store,
 )
@@ -32,7 +32,7 @@ def child_specs(settings: Settings, ports: list[int]) -> list[ChildSpec]:
         ChildSpec(
             name=f"rasa{i + 1}" if len(ports) > 1 else "rasa",
             argv=server_argv(settings, port),
-            env=rasa_env(),
+            env=server_env(),
             cwd=ROOT,
             health_url=f"http://127.0.0.1:{port}/status",
             health_timeout_s=300.0,

@@ -99,6 +99,17 @@ def rasa_env() -> dict[str, str]:
     }
 
 
+def server_env() -> dict[str, str]:
+    """Serving one message at a time needs no TensorFlow thread pools; several Rasa processes
+    on a small machine would otherwise oversubscribe its cores."""
+    return {
+        **rasa_env(),
+        "TF_INTER_OP_PARALLELISM_THREADS": "1",
+        "TF_INTRA_OP_PARALLELISM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+    }
+
+
 def server_argv(settings: Settings, port: int) -> list[str]:
     endpoints, credentials = write_runtime_files(settings)
     return [
