@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from sqlalchemy.engine import Engine
 
+from bot.recsys_cli import recsys_app
 from bot.settings import Settings, get_settings
 
 app = typer.Typer(help="Northwind Threads shop assistant.", no_args_is_help=True)
@@ -19,6 +20,7 @@ orders_app = typer.Typer(help="Look at the shop's orders.", no_args_is_help=True
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(orders_app, name="orders")
 app.add_typer(db_app, name="db")
+app.add_typer(recsys_app, name="recsys")
 
 
 def _engine(settings: Settings) -> Engine:

@@ -1,1 +1,74 @@
-"""recsys library (filled in by later issues)."""
+"""Recommendations: interactions as sparse matrices, models behind one interface, evaluation.
+
+    catalogue = Catalogue.of(train)
+    user_items = catalogue.matrix(train)
+    model = EASE().fit(user_items)
+    ids, scores = model.recommend(row, user_items[row], N=10, rules=Rules(in_stock=stock))
+
+Never imports the app: the app hands arrays in (store rows → `Interactions`).
+"""
+
+from .als import ALS
+from .base import NotFitted, Recommender
+from .blend import Blend
+from .content import Content, tfidf
+from .cooccurrence import CoOccurrence
+from .data import (
+    Catalogue,
+    Interactions,
+    decay_weights,
+    first_orders,
+    load_csv,
+    seasonal_weights,
+    split_at,
+    time_split,
+    write_csv,
+)
+from .ease import EASE
+from .evaluation import (
+    EvaluationSet,
+    Scores,
+    average_precision_at_k,
+    coverage,
+    evaluate,
+    ndcg_at_k,
+    recall_at_k,
+    relevant_items,
+)
+from .popularity import Popularity
+from .rules import Rules
+from .training import Config, TrainingSet, compare, tune
+
+__all__ = [
+    "ALS",
+    "EASE",
+    "Blend",
+    "Catalogue",
+    "CoOccurrence",
+    "Config",
+    "Content",
+    "EvaluationSet",
+    "Interactions",
+    "NotFitted",
+    "Popularity",
+    "Recommender",
+    "Rules",
+    "Scores",
+    "TrainingSet",
+    "average_precision_at_k",
+    "compare",
+    "coverage",
+    "decay_weights",
+    "evaluate",
+    "first_orders",
+    "load_csv",
+    "ndcg_at_k",
+    "recall_at_k",
+    "relevant_items",
+    "seasonal_weights",
+    "split_at",
+    "tfidf",
+    "time_split",
+    "tune",
+    "write_csv",
+]

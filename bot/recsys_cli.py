@@ -1,0 +1,72 @@
+"""`bot recsys`: convert public purchase data and evaluate the recommenders offline."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+recsys_app = typer.Typer(help="Recommendations: data conversion and offline evaluation.")
+
+
+def _moment(value: str | None) -> int | None:
+    if value is None:
+        return None
+    from recsys.data import parse_time
+
+    return parse_time(value)
+
+
+@recsys_app.command("convert")
+def convert(
+    transactions: Annotated[
+        Path, typer.Option(help="UCI Online Retail transactions CSV.", exists=True)
+    ],
+    out: Annotated[Path, typer.Option(help="Interactions CSV to write.")],
+    since: Annotated[str | None, typer.Option(help="Keep events from this date on.")] = None,
+    until: Annotated[str | None, typer.Option(help="Keep events before this date.")] = None,
+) -> None:
+    """Write user_id,item_id,timestamp,weight: one event per customer, product and invoice."""
+    from recsys.data import write_csv
+    from recsys.datasets import convert_online_retail
+
+    interactions = convert_online_retail(transactions, _moment(since), _moment(until))
+    write_csv(out, interactions)
+    users = len(set(interactions.user_ids.tolist()))
+    items = len(set(interactions.item_ids.tolist()))
+    typer.echo(f"{len(interactions)} interactions, {users} users, {items} items -> {out}", err=True)
+
+
+@recsys_app.command("eval")
+def evaluate(
+    interactions: Annotated[Path, typer.Option(help="user_id,item_id,timestamp[,weight] CSV.")],
+    test: Annotated[
+        Path | None, typer.Option(help="Test CSV; without it the last 20% of time is the test.")
+    ] = None,
+    k: Annotated[int, typer.Option(help="Cut-off of the ranking metrics.")] = 10,
+    tune: Annotated[
+        bool, typer.Option(help="Grid-search on a validation split of the training period.")
+    ] = True,
+    verbose: Annotated[bool, typer.Option(help="Print the tuning grid to stderr.")] = False,
+) -> None:
+    """One JSON line per model; `default` marks the model the app serves."""
+    from recsys.data import load_csv, time_split
+    from recsys.training import Config, compare
+
+    train = load_csv(interactions)
+    if test is None:
+        train, held_out = time_split(train, 0.2)
+        span = f"split at {datetime.fromtimestamp(int(held_out.timestamps.min()), UTC):%Y-%m-%d}"
+        typer.echo(f"time split: {span}", err=True)
+    else:
+        held_out = load_csv(test)
+
+    def log(line: str) -> None:
+        if verbose:
+            typer.echo(line, err=True)
+
+    for result in compare(train, held_out, k, None if tune else Config(), log):
+        typer.echo(json.dumps(result.to_json()))
