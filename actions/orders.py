@@ -55,8 +55,13 @@ def task_of(tracker: Tracker) -> str:
     return str(tracker.get_slot("order_task") or "status")
 
 
-def reset_task() -> list[EventType]:
-    return [SlotSet(slot, None) for slot in [*TASK_SLOTS, "order_gate"]]
+def reset_task(tracker: Tracker) -> list[EventType]:
+    """Clear the task's slots — only those that are set: every event lengthens the tracker."""
+    return [
+        SlotSet(slot, None)
+        for slot in [*TASK_SLOTS, "order_gate"]
+        if tracker.get_slot(slot) is not None
+    ]
 
 
 class ValidateOrderForm(FormValidationAction):
@@ -328,11 +333,11 @@ class ActionOrderTask(Action):
             dispatcher.utter_message(
                 text=replies.locked(until, self.shop.now(), self.shop.settings)
             )
-            return reset_task()
+            return reset_task(tracker)
         number = tracker.get_slot("verified_order")
         if not number or number != tracker.get_slot("order_number"):
             dispatcher.utter_message(text=replies.NOT_VERIFIED)
-            return reset_task()
+            return reset_task(tracker)
         task = task_of(tracker)
         today = self.shop.now().date()
         settings = self.shop.settings
@@ -357,7 +362,7 @@ class ActionOrderTask(Action):
         except StoreError as error:
             text = error.message
         dispatcher.utter_message(text=text)
-        return reset_task()
+        return reset_task(tracker)
 
     def _cancel(self, session: Session, order: Order, tracker: Tracker) -> str:
         if order.status not in OPEN_STATUSES:
@@ -428,4 +433,4 @@ class ActionStopOrderForm(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         dispatcher.utter_message(text=replies.STOPPED)
-        return reset_task()
+        return reset_task(tracker)

@@ -36,7 +36,8 @@ def create_app(settings: Settings, shop: Shop | None = None) -> web.Application:
     outbox = Outbox(shop)
     router = Router(shop, rasa, outbox)
 
-    app = web.Application(client_max_size=64 * 1024)
+    # Rasa's action calls carry the whole tracker and domain; the chat API caps its own bodies.
+    app = web.Application(client_max_size=32 * 1024 * 1024)
     app[SHOP_KEY] = shop
     app[ROUTER_KEY] = router
     ActionEndpoint(build_actions(shop)).mount(app)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import uuid
 from pathlib import Path
@@ -81,11 +82,22 @@ def write_runtime_files(settings: Settings) -> tuple[Path, Path]:
             "port": redis.port or 6379,
             "db": int(redis.database or 0),
         }
+    tracker = make_url(tracker_url(settings))
+    if tracker.get_backend_name() == "sqlite" and tracker.database:
+        _use_wal(Path(tracker.database))
     endpoints_path = directory / "endpoints.yml"
     credentials_path = directory / "credentials.yml"
     endpoints_path.write_text(yaml.safe_dump(endpoints, sort_keys=False))
     credentials_path.write_text(yaml.safe_dump({"rest": None}))
     return endpoints_path, credentials_path
+
+
+def _use_wal(database: Path) -> None:
+    """Put Rasa's SQLite tracker file in WAL mode (it persists in the file), so several Rasa
+    processes and readers do not block each other on every turn's commit."""
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(database) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
 
 
 def rasa_env() -> dict[str, str]:
@@ -112,8 +124,10 @@ def server_env() -> dict[str, str]:
 
 def server_argv(settings: Settings, port: int) -> list[str]:
     endpoints, credentials = write_runtime_files(settings)
+    rasa_python = Path(rasa_executable()).with_name("python")
     return [
-        rasa_executable(),
+        str(rasa_python),
+        str(ROOT / "bot" / "rasa_boot.py"),
         "run",
         "--model",
         str(settings.rasa_model_dir.resolve()),

@@ -152,3 +152,46 @@ def test_websocket_protocol(stack: Stack) -> None:
     history = frames[-1]
     assert history["type"] == "history"
     assert [m["role"] for m in history["messages"]] == ["user", "bot"]
+
+
+def test_action_endpoint_accepts_the_large_trackers_of_long_conversations(stack: Stack) -> None:
+    """Rasa posts the whole tracker + domain to /webhook; a long chat is far beyond 64 KiB."""
+    events: list[dict[str, Any]] = []
+    for turn in range(400):
+        events.append(
+            {
+                "event": "user",
+                "timestamp": turn,
+                "text": f"message {turn} " + "x" * 200,
+                "parse_data": {"intent": {"name": "greet", "confidence": 1.0}},
+            }
+        )
+        events.append({"event": "action", "timestamp": turn, "name": "action_listen"})
+    call = {
+        "next_action": "action_fallback",
+        "sender_id": "web:big-tracker",
+        "version": "3.6.21",
+        "domain": {"version": "3.1", "intents": ["greet"], "slots": {}, "responses": {}},
+        "tracker": {
+            "sender_id": "web:big-tracker",
+            "slots": {},
+            "latest_message": events[-2],
+            "events": events,
+            "paused": False,
+            "followup_action": None,
+            "active_loop": {},
+            "latest_action_name": "action_listen",
+        },
+    }
+    body = json.dumps(call).encode()
+    assert len(body) > 100_000
+    status, result = post_json(f"{stack.base_url}/webhook", None, raw=body)
+    assert status == 200, result
+    assert result["responses"][0]["text"]
+
+
+def test_a_malformed_action_call_gets_a_json_error(stack: Stack) -> None:
+    status, result = post_json(f"{stack.base_url}/webhook", None, raw=b"{not json")
+    assert status == 400 and "error" in result
+    status, result = post_json(f"{stack.base_url}/webhook", {"next_action": "no_such_action"})
+    assert status in (404, 449) and "error" in result
