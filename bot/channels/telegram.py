@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 from telegram import (
     InlineKeyboardButton,
@@ -72,6 +73,8 @@ from bot.settings import Settings
 from bot.store import channel_state, conversations
 
 log = logging.getLogger(__name__)
+# httpx logs every request URL at INFO, and Bot API URLs contain the bot token
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 CHANNEL = "telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -269,7 +272,7 @@ class TelegramChannel:
                     read_timeout=poll_timeout + 10,
                 )
                 for update in updates:
-                    await self.accept(update)  # stored before the next poll confirms it
+                    await self._accept_or_skip(update)  # stored before the next poll confirms it
                     offset = update.update_id + 1
                 backoff = 1.0
             except RetryAfter as error:
@@ -281,6 +284,22 @@ class TelegramChannel:
             if not await self._renew_lease():
                 log.warning("Telegram: lost the poller lease; standing by")
                 return
+
+    async def _accept_or_skip(self, update: Update) -> None:
+        """Transient failures (database, network) propagate: the update is fetched again.
+        Anything else is a bug for this one update; skipping it keeps the bot answering."""
+        try:
+            await self.accept(update)
+        except (SQLAlchemyError, OSError, asyncio.CancelledError):
+            raise
+        except NetworkError as error:
+            if not isinstance(error, BadRequest):
+                raise
+            log.error(
+                "Telegram update %s refused by the Bot API (%s); skipped", update.update_id, error
+            )
+        except Exception:
+            log.exception("Telegram update %s could not be handled; skipped", update.update_id)
 
     # --- webhook --------------------------------------------------------------------------
     async def webhook(self, request: web.Request) -> web.Response:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import warnings
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any
@@ -28,7 +29,12 @@ Result = bool | dict[str, Any] | list[dict[str, Any]]
 
 
 def retry_after_seconds(error: RetryAfter) -> float:
-    value: Any = error.retry_after
+    # PTB 22 stores a timedelta but its public attribute still warns about turning into one
+    value: Any = getattr(error, "_retry_after", None)
+    if not isinstance(value, timedelta):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = error.retry_after
     return value.total_seconds() if isinstance(value, timedelta) else float(value)
 
 
