@@ -209,6 +209,14 @@ def test_full_order_status_conversation(fake: FakeTelegram, tg: Stack) -> None:
     answer = ana.say(order["email"])
     assert order["tracking_number"] in answer and order["carrier"] in answer
     assert fake.calls(TOKEN, "sendChatAction", 1001), "typing… while the bot works"
+    # the verified Telegram user is now linked to the customer, and stays linked
+    with session_scope(engine_of(tg)) as session:
+        identity = session.exec(
+            select(ChannelIdentity).where(
+                ChannelIdentity.channel == "telegram", ChannelIdentity.external_id == "1001"
+            )
+        ).one()
+        assert identity.customer_id is not None
 
 
 def test_start_deep_link_help_and_stop(fake: FakeTelegram, tg: Stack) -> None:
