@@ -30,7 +30,11 @@ def replies_from_rasa(messages: list[dict[str, Any]]) -> list[Reply]:
             for b in message.get("buttons") or []
         )
         text = message.get("text") or custom.get("text")
-        if text or buttons or cards:
+        previous = replies[-1] if replies else None
+        if cards and not text and not buttons and previous is not None and not previous.cards:
+            # Rasa sends an action's text and its custom JSON (the cards) as two messages
+            replies[-1] = Reply(text=previous.text, buttons=previous.buttons, cards=cards)
+        elif text or buttons or cards:
             replies.append(Reply(text=text, buttons=buttons, cards=cards))
     return replies
 
