@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -13,8 +13,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlmodel import Session
 
-from bot.catalog import ProductFacts, money, requested_size, resolve
+from bot.catalog import ProductFacts, money, requested_size, resolve, search_products
 from bot.channels.base import Button, ProductCard
+from bot.search_filters import SearchConstraints, parse_constraints
 from bot.shop import Shop
 
 COMPARE_RE = re.compile(r"\b(?:difference|differ|compare|versus|vs\.?|better)\b", re.IGNORECASE)
@@ -111,7 +112,7 @@ def answer(session: Session, text: str, mentioned: list[str], current: str | Non
     if product is None:
         return Answer(
             "Sorry, I couldn't find that product. Could you tell me its name as it appears in "
-            "the shop (for example \"linen camp-collar shirt\")?"
+            'the shop (for example "linen camp-collar shirt")?'
         )
     return Answer(describe(product, aspect, text), cards=[product.card()], product=product.title)
 
@@ -137,3 +138,50 @@ class ActionProductQuestion(Action):
             json_message={"cards": [c.to_json() for c in result.cards]} if result.cards else None,
         )
         return [SlotSet("product", result.product)] if result.product else []
+
+
+def search_answer(session: Session, text: str) -> Answer:
+    """Cards for "red summer dress under 40"; when nothing fits, loosen one filter at a time
+    and say which."""
+    wanted = parse_constraints(text)
+    attempts = [
+        (wanted, None),
+        (replace(wanted, colours=()), "in that colour"),
+        (replace(wanted, colours=(), min_price=None, max_price=None), "in that colour and price"),
+    ]
+    for constraints, dropped in attempts:
+        found = search_products(session, constraints, limit=5)
+        if found:
+            if dropped is None:
+                head = f"Here's what I found{_for(wanted)}:"
+            else:
+                head = f"I found nothing{_for(wanted)} {dropped}… these come closest:"
+            return Answer(head, cards=[p.card() for p in found])
+    return Answer(
+        "Sorry, I couldn't find anything like that in the shop. Try other words, or ask me "
+        "about a category (dresses, shirts, trousers, jackets, shoes, knitwear, accessories)."
+    )
+
+
+def _for(constraints: SearchConstraints) -> str:
+    described = constraints.describe()
+    return f" for {described}" if described else ""
+
+
+class ActionProductSearch(Action):
+    def __init__(self, shop: Shop) -> None:
+        self.shop = shop
+
+    def name(self) -> str:
+        return "action_product_search"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        text = str((tracker.latest_message or {}).get("text") or "")
+        result = await self.shop.transaction(lambda s: search_answer(s, text))
+        dispatcher.utter_message(
+            text=result.text,
+            json_message={"cards": [c.to_json() for c in result.cards]} if result.cards else None,
+        )
+        return []

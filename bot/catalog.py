@@ -16,79 +16,30 @@ from rapidfuzz import fuzz
 from sqlmodel import Session, col, select
 
 from bot.channels.base import Button, ProductCard
+from bot.search_filters import SearchConstraints
 from bot.store.models import Product, ProductVariant
 
 STOPWORDS = frozenset(
-    {
-        "a",
-        "about",
-        "an",
-        "and",
-        "any",
-        "are",
-        "availability",
-        "available",
-        "be",
-        "between",
-        "big",
-        "can",
-        "cheap",
-        "color",
-        "colour",
-        "compare",
-        "cost",
-        "costs",
-        "could",
-        "difference",
-        "different",
-        "do",
-        "does",
-        "for",
-        "from",
-        "got",
-        "have",
-        "how",
-        "i",
-        "in",
-        "is",
-        "it",
-        "it's",
-        "its",
-        "left",
-        "made",
-        "make",
-        "material",
-        "me",
-        "much",
-        "my",
-        "of",
-        "on",
-        "or",
-        "please",
-        "price",
-        "size",
-        "sizes",
-        "still",
-        "stock",
-        "tell",
-        "than",
-        "the",
-        "there",
-        "this",
-        "versus",
-        "vs",
-        "what",
-        "whats",
-        "which",
-        "with",
-        "would",
-        "you",
-        "your",
-    }
+    """a about an and any are available availability be between big can cheap colour color
+    compare cost costs could difference different do does for from got have how i in is it its
+    it's left made make material me much my of on or please price size sizes still stock tell
+    than the there this vs versus what whats which with would you your""".split()
 )
 SIZE_RE = re.compile(r"^(xxs|xs|s|m|l|xl|xxl|\d{2}(\.\d)?)$", re.IGNORECASE)
 WORD_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*", re.IGNORECASE)
-TOKEN_MATCH = 80  # rapidfuzz ratio for two words to count as the same word
+TOKEN_MATCH = 80
+SYNONYMS = {
+    "bag": ("tote", "backpack"),
+    "sneakers": ("trainers",),
+    "trainers": ("sneakers", "running"),
+    "jumper": ("sweater", "pullover", "crew"),
+    "sweater": ("jumper",),
+    "pants": ("trousers", "jeans"),
+    "coat": ("jacket", "overcoat"),
+    "hat": ("beanie", "cap"),
+    "tshirt": ("tee",),
+    "t-shirt": ("tee",),
+}  # rapidfuzz ratio for two words to count as the same word
 
 
 @dataclass(frozen=True)
@@ -218,3 +169,40 @@ def requested_size(text: str, known_sizes: list[str]) -> str | None:
 def money(amount: Decimal, currency: str) -> str:
     symbol = {"EUR": "€", "GBP": "£", "USD": "$"}.get(currency)
     return f"{symbol}{amount:.2f}" if symbol else f"{amount:.2f} {currency}"
+
+
+def search_products(
+    session: Session, constraints: SearchConstraints, limit: int = 5
+) -> list[ProductFacts]:
+    """Products that satisfy the constraints, the best text matches first, then cheapest."""
+    query = select(Product)
+    if constraints.category:
+        query = query.where(Product.category == constraints.category)
+    if constraints.max_price is not None:
+        query = query.where(col(Product.price) <= constraints.max_price)
+    if constraints.min_price is not None:
+        query = query.where(col(Product.price) >= constraints.min_price)
+    ranked: list[tuple[int, Decimal, ProductFacts]] = []
+    for product in session.exec(query).all():
+        colour = product.colour.lower()
+        if constraints.colours and not any(c in colour for c in constraints.colours):
+            continue
+        item = facts(session, product)
+        if constraints.size is not None:
+            sizes = {s.upper(): units for s, units in item.stock.items()}
+            if sizes.get(constraints.size.upper(), 0) <= 0:
+                continue
+        elif constraints.in_stock and not item.sizes_in_stock:
+            continue
+        title = _vocabulary(product)
+        text = content_words(f"{product.description} {product.material}")
+        relevance = 0
+        for word in constraints.words:
+            forms = (word, *SYNONYMS.get(word, ()))
+            if any(_word_matches(form, title) for form in forms):
+                relevance += 2  # named in the title counts more than in the description
+            elif any(_word_matches(form, text) for form in forms):
+                relevance += 1
+        ranked.append((relevance, product.price, item))
+    ranked.sort(key=lambda r: (-r[0], r[1], r[2].title))
+    return [item for _, _, item in ranked[:limit]]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine
 
-from actions.products import answer, aspect_of
+from actions.products import answer, aspect_of, search_answer
 from bot.catalog import requested_size, resolve
+from bot.search_filters import parse_constraints
 from bot.store.db import session_scope
 
 pytest_plugins = ("tests.store_fixtures",)
@@ -93,3 +94,31 @@ def test_aspects_and_sizes() -> None:
     assert requested_size("is it in M?", ["S", "M", "L"]) == "M"
     assert requested_size("size 42 please", ["41", "42"]) == "42"
     assert requested_size("is it good", ["S", "M"]) is None
+
+
+def test_text_search_applies_the_filters(demo: Engine) -> None:
+    with session_scope(demo) as session:
+        result = search_answer(session, "summer dress under 80")
+        jeans = search_answer(session, "blue jeans")
+        bag = search_answer(session, "leather bag")
+    assert result.text.startswith("Here's what I found") and result.cards
+    assert all(float(card.price) <= 80 for card in result.cards)
+    assert all("Dress" in card.title for card in result.cards)
+    assert jeans.cards and all("Jeans" in card.title for card in jeans.cards)
+    assert bag.cards[0].title == "Pebbled Leather Tote"
+
+
+def test_nothing_matching_loosens_filters_and_says_so(demo: Engine) -> None:
+    with session_scope(demo) as session:
+        result = search_answer(session, "purple jeans under 20")
+    assert "nothing" in result.text and result.cards
+
+
+def test_parse_constraints() -> None:
+    wanted = parse_constraints("red summer dress under 40")
+    assert wanted.category == "dresses" and "red" in wanted.colours
+    assert wanted.max_price == 40 and wanted.min_price is None
+    assert parse_constraints("in blue, size M").size == "M"
+    between = parse_constraints("jumper between 50 and 100 euros")
+    assert (between.min_price, between.max_price) == (50, 100)
+    assert parse_constraints("sneakers over €100").min_price == 100
