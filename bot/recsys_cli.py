@@ -70,3 +70,27 @@ def evaluate(
 
     for result in compare(train, held_out, k, None if tune else Config(), log):
         typer.echo(json.dumps(result.to_json()))
+
+
+@recsys_app.command("train")
+def train_command(
+    out: Annotated[
+        Path | None, typer.Option(help="Artefact folder (default: DATA_DIR/recsys).")
+    ] = None,
+) -> None:
+    """Train on the store's orders and interactions; the app serves the newest artefact."""
+    from bot.recommendations import train
+    from bot.settings import get_settings
+    from bot.store.db import make_engine, migrate
+    from recsys import Precomputed
+
+    settings = get_settings()
+    engine = make_engine(settings.effective_database_url)
+    migrate(engine)
+    path = train(engine, out or settings.data_dir / "recsys")
+    meta = Precomputed.load(path).meta
+    typer.echo(
+        f"{meta.get('interactions', 0)} interactions, {meta.get('users', 0)} customers, "
+        f"{meta.get('items', 0)} products, {meta.get('seconds', 0)} s -> {path}",
+        err=True,
+    )

@@ -37,6 +37,7 @@ from .evaluation import (
 )
 from .popularity import Popularity
 from .rules import Rules
+from .serving import Precomputed, latest, precompute
 from .training import Config, TrainingSet, compare, tune
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "Interactions",
     "NotFitted",
     "Popularity",
+    "Precomputed",
     "Recommender",
     "Rules",
     "Scores",
@@ -61,8 +63,10 @@ __all__ = [
     "decay_weights",
     "evaluate",
     "first_orders",
+    "latest",
     "load_csv",
     "ndcg_at_k",
+    "precompute",
     "recall_at_k",
     "relevant_items",
     "seasonal_weights",
