@@ -12,8 +12,9 @@ setup:
 train: setup
 	@$(BOT) train
 
+# DEMO_PHOTOS=../shared/datasets/clothing builds the catalogue's photos from those real photos
 demo: setup train
-	@$(BOT) demo-data
+	@$(BOT) demo-data $(if $(DEMO_PHOTOS),--photos $(DEMO_PHOTOS))
 	@$(BOT) run
 
 test: train

@@ -19,6 +19,8 @@ from sqlmodel import Session
 
 from actions import replies
 from actions.parsing import contact_candidates, parse_address
+from actions.recommend import one_suggestion
+from bot.services import Services
 from bot.shop import Shop
 from bot.store import conversations, orders, verification
 from bot.store.errors import StoreError
@@ -90,7 +92,7 @@ class ValidateOrderForm(FormValidationAction):
             and tracker.get_slot("order_contact") is not None
         )
         task = task_of(tracker)
-        if not verified or task == "status":
+        if not verified or task in ("status", "refund"):
             return list(VERIFY_SLOTS)
         today = self.shop.now().date()
         window = self.shop.settings.return_window_days
@@ -319,8 +321,9 @@ def _view(session: Session, number: str) -> orders.OrderView | None:
 class ActionOrderTask(Action):
     """Runs the verified task: status, cancel, return or address change."""
 
-    def __init__(self, shop: Shop) -> None:
+    def __init__(self, shop: Shop, services: Services | None = None) -> None:
         self.shop = shop
+        self.services = services  # for one suggestion after a status answer
 
     def name(self) -> str:
         return "action_order_task"
@@ -355,6 +358,8 @@ class ActionOrderTask(Action):
                 return self._return(session, order, tracker)
             if task == "address":
                 return self._change_address(session, order, tracker)
+            if task == "refund":
+                return replies.refund_status(order, orders.returns_for_order(session, order))
             return replies.order_status(orders.order_view(session, order))
 
         try:
@@ -362,6 +367,12 @@ class ActionOrderTask(Action):
         except StoreError as error:
             text = error.message
         dispatcher.utter_message(text=text)
+        if task == "status" and self.services is not None:
+            card = await one_suggestion(self.shop, self.services, tracker.sender_id, str(number))
+            if card is not None:
+                dispatcher.utter_message(
+                    text="You might also like this:", json_message={"cards": [card.to_json()]}
+                )
         return reset_task(tracker)
 
     def _cancel(self, session: Session, order: Order, tracker: Tracker) -> str:

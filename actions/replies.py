@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from bot.settings import Settings
-from bot.store.models import Order, OrderStatus
+from bot.store.models import Order, OrderStatus, ReturnRequest
 from bot.store.orders import OrderView, ReturnEligibility
 
 NOT_AN_ORDER_NUMBER = (
@@ -142,4 +142,31 @@ def return_created(return_number: str, item_title: str, settings: Settings) -> s
         f"Your return {return_number} for the {item_title} is registered. We'll e-mail you a "
         f"prepaid label; please send the item within 14 days. The refund follows within 5 "
         f"business days of it reaching us."
+    )
+
+
+RETURN_STATES = {
+    "requested": "registered — we're waiting for the parcel to reach us",
+    "received": "received at our warehouse — the refund follows within 5 business days",
+    "refunded": "refunded to your original payment method",
+    "rejected": "not accepted (the item didn't meet the return conditions)",
+}
+
+
+def refund_status(order: Order, returns: list[ReturnRequest]) -> str:
+    if returns:
+        lines = [
+            f"• Return {r.number}: {RETURN_STATES.get(r.status.value, r.status.value)}."
+            for r in returns
+        ]
+        return f"Refunds for order {order.number}:\n" + "\n".join(lines)
+    if order.status == OrderStatus.cancelled:
+        return (
+            f"Order {order.number} was cancelled; the refund of {order.total} {order.currency} "
+            f"goes back to your original payment method within 5–7 business days of the "
+            f"cancellation."
+        )
+    return (
+        f"There's no return or refund on order {order.number} yet. If you'd like to send "
+        f'something back, just say "I want to return it".'
     )

@@ -71,25 +71,6 @@ TARGETS: dict[str, float] = {
 
 REQUEST_TIMEOUT_S = 60.0
 
-# Opt-in workaround (--raise-action-body-limit): bot/app.py creates the aiohttp application with
-# client_max_size=64 KiB, which also limits Rasa's POST /webhook (the whole tracker + the domain):
-# after about ten order-status turns in one session every custom action fails with 413 and the
-# customer gets an empty answer. This sitecustomize, put on the app's PYTHONPATH, raises the
-# limit in the app process only (Python 3.11; the Rasa venv is 3.10) so that the figures show the
-# stack as it will be once app.py is fixed. Recorded in the results as a workaround.
-ACTION_BODY_LIMIT = 16 * 1024 * 1024
-SITECUSTOMIZE = f"""
-import sys
-if sys.version_info[:2] >= (3, 11):
-    from aiohttp import web as _web
-
-    _init = _web.Application.__init__
-
-    def _patched(self, *args, client_max_size=1024**2, **kwargs):
-        _init(self, *args, client_max_size=max(client_max_size, {ACTION_BODY_LIMIT}), **kwargs)
-
-    _web.Application.__init__ = _patched
-"""
 STATUS_TEXT = "where is my order?"
 
 
@@ -558,21 +539,13 @@ def _line(latency: dict[str, Any]) -> str:
     )
 
 
-def run_configuration(
-    rasa_processes: int, mode: Mode, long_conversation: bool, raise_action_body_limit: bool
-) -> dict[str, Any]:
+def run_configuration(rasa_processes: int, mode: Mode, long_conversation: bool) -> dict[str, Any]:
     data_dir = Path(tempfile.mkdtemp(prefix=f"chat-load-r{rasa_processes}-"))
     print(
         f"[r{rasa_processes}] starting the stack ({rasa_processes} Rasa) in {data_dir}", flush=True
     )
-    extra_env: dict[str, str] = {}
-    if raise_action_body_limit:
-        patch_dir = data_dir / "bench-sitecustomize"
-        patch_dir.mkdir()
-        (patch_dir / "sitecustomize.py").write_text(SITECUSTOMIZE)
-        extra_env["PYTHONPATH"] = str(patch_dir)
     started = time.monotonic()
-    stack = start_stack(data_dir, rasa_processes=rasa_processes, extra_env=extra_env)
+    stack = start_stack(data_dir, rasa_processes=rasa_processes)
     failed = True
     try:
         startup_s = round(time.monotonic() - started, 1)
@@ -761,12 +734,6 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated numbers of Rasa processes to measure (default 1,2)",
     )
     parser.add_argument(
-        "--raise-action-body-limit",
-        action="store_true",
-        help="workaround: raise the app's 64 KiB request limit for Rasa's action calls "
-        "(see ACTION_BODY_LIMIT); recorded in the results",
-    )
-    parser.add_argument(
         "--output", default=None, help="result name under bench/results (default chat_load[_quick])"
     )
     args = parser.parse_args(argv)
@@ -796,12 +763,6 @@ def main(argv: list[str] | None = None) -> int:
             "note": "client-side latency of POST /api/v1/chat; the load generator runs on the "
             "same machine as the stack (its CPU use is reported as bench_client)",
         },
-        "workarounds": [
-            f"app request body limit raised to {ACTION_BODY_LIMIT} bytes via sitecustomize "
-            "(bot/app.py's 64 KiB client_max_size rejects Rasa's action calls of long sessions)"
-        ]
-        if args.raise_action_body_limit
-        else [],
         "reference": REFERENCE,
         "configurations": {},
     }
@@ -812,7 +773,6 @@ def main(argv: list[str] | None = None) -> int:
                 count,
                 mode,
                 long_conversation=index == 0,
-                raise_action_body_limit=args.raise_action_body_limit,
             )
         except (SetupError, TimeoutError, RuntimeError, aiohttp.ClientError) as error:
             traceback.print_exc()

@@ -14,9 +14,15 @@ from aiohttp import web
 from actions import build_actions
 from bot.action_endpoint import ActionEndpoint
 from bot.channels.web import WebChannel
+from bot.channels.web_photos import WebPhotos
+from bot.console import Console
+from bot.console.customer import HandoffEndpoint
+from bot.console.live import LiveHub
+from bot.handoff import HumanMode
 from bot.outbox import Outbox
 from bot.rasa_client import RasaClient
 from bot.router import Router
+from bot.services import Services
 from bot.settings import Settings
 from bot.shop import Shop
 from bot.store.db import make_engine, migrate
@@ -25,23 +31,33 @@ log = logging.getLogger(__name__)
 
 SHOP_KEY = web.AppKey("shop", Shop)
 ROUTER_KEY = web.AppKey("router", Router)
+SERVICES_KEY = web.AppKey("services", Services)
 
 
-def create_app(settings: Settings, shop: Shop | None = None) -> web.Application:
+def create_app(
+    settings: Settings, shop: Shop | None = None, services: Services | None = None
+) -> web.Application:
     if shop is None:
         engine = make_engine(settings.effective_database_url)
         migrate(engine)
         shop = Shop(engine=engine, settings=settings)
+    if services is None:
+        services = Services(shop)
     rasa = RasaClient(settings.rasa_urls, settings.rasa_timeout_seconds)
     outbox = Outbox(shop)
-    router = Router(shop, rasa, outbox)
+    hub = LiveHub(shop)  # the support console's live updates
+    router = Router(shop, rasa, outbox, HumanMode(shop, on_change=hub.poke))
 
     # Rasa's action calls carry the whole tracker and domain; the chat API caps its own bodies.
     app = web.Application(client_max_size=32 * 1024 * 1024)
     app[SHOP_KEY] = shop
     app[ROUTER_KEY] = router
-    ActionEndpoint(build_actions(shop)).mount(app)
+    app[SERVICES_KEY] = services
+    ActionEndpoint(build_actions(shop, services)).mount(app)
     WebChannel(router, settings.max_message_chars).mount(app)
+    WebPhotos(router, services).mount(app)
+    HandoffEndpoint(router, on_change=hub.poke).mount(app)
+    Console(router, hub).mount(app)
     telegram = _telegram_channel(router, settings, app)
 
     async def healthz(request: web.Request) -> web.Response:
@@ -61,7 +77,10 @@ def create_app(settings: Settings, shop: Shop | None = None) -> web.Application:
         tasks = [
             asyncio.create_task(outbox.retry_forever(settings.outbox_retry_seconds)),
             asyncio.create_task(_retry_inbox(router, settings.outbox_retry_seconds)),
+            asyncio.create_task(asyncio.to_thread(services.warm_up)),
         ]
+        if settings.recsys_train_hours > 0:
+            tasks.append(asyncio.create_task(_train_recommendations(services, settings)))
         yield
         for task in tasks:
             task.cancel()
@@ -70,6 +89,7 @@ def create_app(settings: Settings, shop: Shop | None = None) -> web.Application:
         if telegram is not None:
             await telegram.stop()
         await rasa.close()
+        services.close()
 
     app.cleanup_ctx.append(lifecycle)
     return app
@@ -93,6 +113,22 @@ async def _retry_inbox(router: Router, interval_s: float) -> None:
             await router.retry_unhandled(older_than=timedelta(seconds=interval_s))
         except Exception:  # keep retrying on the next round
             log.exception("inbox retry round failed")
+
+
+async def _train_recommendations(services: Services, settings: Settings) -> None:
+    """Retrain the recommender on a schedule; clicks and purchases since the last run count."""
+    from bot.recommendations import train
+
+    while True:
+        await asyncio.sleep(settings.recsys_train_hours * 3600)
+        try:
+            path = await asyncio.to_thread(
+                train, services.shop.engine, settings.data_dir / "recsys"
+            )
+            await asyncio.to_thread(services.reload_recommendations)
+            log.info("recommendations retrained: %s", path)
+        except Exception:  # try again at the next round
+            log.exception("scheduled recommendation training failed")
 
 
 def serve(settings: Settings) -> None:

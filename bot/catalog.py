@@ -57,6 +57,7 @@ class ProductFacts:
     currency: str
     stock: dict[str, int]  # size -> units, in catalogue order
     image_path: str | None
+    sku: str = ""
 
     @property
     def sizes_in_stock(self) -> list[str]:
@@ -74,6 +75,7 @@ class ProductFacts:
             buttons=(
                 Button("Sizes in stock", f'/product_availability{{"product": "{self.title}"}}'),
                 Button("Details", f'/product_question{{"product": "{self.title}"}}'),
+                Button("Similar items", f'/similar_items{{"product_id": {self.id}}}'),
             ),
         )
 
@@ -154,6 +156,7 @@ def facts(session: Session, product: Product) -> ProductFacts:
         currency=product.currency,
         stock={v.size: v.stock for v in variants},
         image_path=product.image_path,
+        sku=product.sku,
     )
 
 

@@ -12,8 +12,13 @@ from typing import Annotated
 import typer
 from sqlalchemy.engine import Engine
 
+from bot.catalog_cli import catalog_app
+from bot.knowledge_cli import knowledge_app
+from bot.nlu_eval import nlu_eval_app
 from bot.recsys_cli import recsys_app
 from bot.settings import Settings, get_settings
+from bot.staff_cli import staff_app
+from bot.vision_cli import eval_app
 
 app = typer.Typer(help="Northwind Threads shop assistant.", no_args_is_help=True)
 orders_app = typer.Typer(help="Look at the shop's orders.", no_args_is_help=True)
@@ -21,6 +26,11 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(orders_app, name="orders")
 app.add_typer(db_app, name="db")
 app.add_typer(recsys_app, name="recsys")
+app.add_typer(staff_app, name="staff")
+app.add_typer(knowledge_app, name="knowledge")
+app.add_typer(eval_app, name="eval")
+app.add_typer(nlu_eval_app, name="nlu-eval")
+app.add_typer(catalog_app, name="catalog")
 
 
 def _engine(settings: Settings) -> Engine:
@@ -43,15 +53,40 @@ def demo_data(
     today: Annotated[
         str | None, typer.Option(help="Date the demo shop is built around (YYYY-MM-DD).")
     ] = None,
+    photos: Annotated[
+        Path | None,
+        typer.Option(
+            help="Build the catalogue's photos from this labelled photo folder (labels.csv + "
+            "images/, e.g. ../shared/datasets/clothing), read in place; default: drawn photos.",
+            exists=True,
+            file_okay=False,
+        ),
+    ] = None,
+    index: Annotated[
+        bool, typer.Option(help="Index the product photos and texts for search.")
+    ] = True,
 ) -> None:
-    """Write the deterministic demo shop (replaces an existing demo shop)."""
+    """Write the deterministic demo shop (replaces an existing demo shop) with product photos."""
     from bot.demo_data import write_demo_shop
+    from bot.demo_photos import attach_demo_photos
     from bot.store.db import session_scope
 
+    if index:
+        from bot.catalog_cli import tune_malloc
+
+        tune_malloc()
+    settings = get_settings()
     day = date.fromisoformat(today) if today else date.today()
-    with session_scope(_engine(get_settings())) as session:
+    with session_scope(_engine(settings)) as session:
         summary = write_demo_shop(session, day)
+        pictured = attach_demo_photos(session, settings.data_dir, photos)
     typer.echo(f"demo shop written: {summary}")
+    typer.echo(f"product photos: {pictured} ({'from ' + str(photos) if photos else 'drawn'})")
+    if index:
+        from bot.catalog_cli import index_with_progress
+
+        report = index_with_progress(settings)
+        typer.echo(f"photo search index: {json.dumps(report.to_json())}")
 
 
 @orders_app.command("list")

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Mapped
 from sqlmodel import Session, col, delete, func, select, update
 
 from bot.store.errors import DemoDataConflict
+from bot.store.interactions import Interaction
 from bot.store.models import (
     ChannelIdentity,
     Conversation,
@@ -35,6 +36,7 @@ from bot.store.models import (
 )
 
 SEED = 104501
+PHOTO_SKU_PREFIX = "PH-"  # extra products of `bot demo-data --photos` (see bot/demo_photos.py)
 FIRST_ORDER_NUMBER = 104501
 CURRENCY = "EUR"
 
@@ -372,7 +374,9 @@ def _clear_previous_demo(session: Session) -> None:
     demo_numbers = [str(FIRST_ORDER_NUMBER + i) for i in range(sum(kind.orders for kind in PLAN))]
     foreign = {
         "orders": _count_outside(session, col(Order.number), demo_numbers),
-        "products": _count_outside(session, col(Product.sku), [e.sku for e in CATALOGUE]),
+        "products": _count_outside(
+            session, col(Product.sku), [e.sku for e in CATALOGUE], PHOTO_SKU_PREFIX
+        ),
         "customers": _count_outside(session, col(Customer.email), [c.email for c in CUSTOMERS]),
     }
     if any(foreign.values()):
@@ -384,13 +388,20 @@ def _clear_previous_demo(session: Session) -> None:
     # Conversations and channel identities survive a reload; only their link goes.
     session.exec(update(Conversation).values(customer_id=None))
     session.exec(update(ChannelIdentity).values(customer_id=None))
+    session.exec(delete(Interaction))  # events of demo customers on demo products
     for model in (ReturnRequest, Shipment, OrderItem, Order, ProductVariant, Product, Customer):
         session.exec(delete(model))
     session.flush()
 
 
-def _count_outside(session: Session, column: Mapped[str], allowed: list[str]) -> int:
-    return session.exec(select(func.count()).where(column.not_in(allowed))).one()
+def _count_outside(
+    session: Session, column: Mapped[str], allowed: list[str], prefix: str | None = None
+) -> int:
+    """Rows not in `allowed` (nor starting with `prefix`: the photo demo's extra products)."""
+    query = select(func.count()).where(column.not_in(allowed))
+    if prefix:
+        query = query.where(column.not_like(f"{prefix}%"))
+    return session.exec(query).one()
 
 
 def _write_customers(session: Session) -> list[Customer]:

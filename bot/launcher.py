@@ -1,4 +1,7 @@
-"""`bot run`: the Rasa server(s) and the app as supervised child processes."""
+"""`bot run`: the Rasa server(s), the vision service and the app as supervised child processes.
+
+The vision service is started here unless `VISION_URL` names one that runs elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from bot.rasa_runtime import (
 )
 from bot.settings import Settings
 from bot.supervisor import ChildSpec, Supervisor
+from vision.launcher import service_command, service_environment
 
 
 def rasa_ports(settings: Settings, processes: int) -> list[int]:
@@ -39,6 +43,9 @@ def child_specs(settings: Settings, ports: list[int]) -> list[ChildSpec]:
         )
         for i, port in enumerate(ports)
     ]
+    vision = vision_spec(settings)
+    if vision is not None:
+        specs.append(vision)
     specs.append(
         ChildSpec(
             name="app",
@@ -46,10 +53,31 @@ def child_specs(settings: Settings, ports: list[int]) -> list[ChildSpec]:
             env={"RASA_URLS": rasa_urls, "PYTHONUNBUFFERED": "1"},
             cwd=ROOT,
             health_url=f"http://{settings.app_host}:{settings.app_port}/healthz",
-            depends_on=tuple(spec.name for spec in specs),
+            depends_on=tuple(spec.name for spec in specs if spec.name != "vision"),
         )
     )
     return specs
+
+
+def vision_spec(settings: Settings) -> ChildSpec | None:
+    """The local vision service, or None when `VISION_URL` points at one run elsewhere.
+
+    Its environment carries the malloc thresholds (glibc reads them only at exec), and it is
+    healthy once the model is loaded and warmed (`/readyz`). The app does not wait for it: photo
+    search answers "briefly unavailable" until it is ready.
+    """
+    if "vision_url" in settings.model_fields_set:
+        return None
+    url = urlparse(settings.vision_url)
+    host, port = url.hostname or "127.0.0.1", url.port or 8090
+    return ChildSpec(
+        name="vision",
+        argv=service_command(["--host", host, "--port", str(port)]),
+        env=service_environment({}),
+        cwd=ROOT,
+        health_url=f"http://{host}:{port}/readyz",
+        health_timeout_s=300.0,
+    )
 
 
 async def run_all(settings: Settings, rasa_processes: int = 0) -> int:

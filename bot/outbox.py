@@ -37,7 +37,14 @@ def message_json(message: Message) -> dict[str, Any]:
         "cards": body.get("cards", []) if is_bot else [],
         "created_at": message.created_at.isoformat(),
         **({} if is_bot else {"client_message_id": message.client_message_id}),
+        **_agent(message),
     }
+
+
+def _agent(message: Message) -> dict[str, Any]:
+    """Messages written by support staff carry the agent's name, so the customer knows."""
+    staff = (message.meta or {}).get("staff")
+    return {"agent": staff["name"]} if isinstance(staff, dict) and staff.get("name") else {}
 
 
 def split_conversation_id(conversation_id: str) -> tuple[str, str]:

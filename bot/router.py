@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session
 
@@ -24,6 +25,9 @@ from bot.rasa_client import RasaClient, RasaUnavailable
 from bot.shop import Shop
 from bot.store import conversations
 from bot.store.models import Message, MessageStatus
+
+if TYPE_CHECKING:
+    from bot.handoff import HumanMode
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +50,13 @@ class Turn:
 
 
 class Router:
-    def __init__(self, shop: Shop, rasa: RasaClient, outbox: Outbox) -> None:
+    def __init__(
+        self, shop: Shop, rasa: RasaClient, outbox: Outbox, human_mode: HumanMode | None = None
+    ) -> None:
         self.shop = shop
         self.rasa = rasa
         self.outbox = outbox
+        self.human_mode = human_mode  # while staff own a conversation, Rasa never sees it
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._turns: dict[str, int] = {}  # turns since the last new Rasa session
 
@@ -96,6 +103,10 @@ class Router:
 
     async def _process(self, stored: Message, text: str, metadata: dict[str, object]) -> Turn:
         conversation_id = stored.conversation_id
+        if self.human_mode is not None:
+            handled = await self.human_mode.intercept(stored)
+            if handled is not None:
+                return Turn(stored, handled)
         try:
             await self._keep_tracker_short(conversation_id)
             replies = await self.rasa.send(conversation_id, text, dict(metadata))

@@ -10,6 +10,12 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
+def _default_docs() -> Path:
+    from knowledge import DOCS_DIR
+
+    return DOCS_DIR
+
+
 class Settings(BaseSettings):
     """Every knob of the app; each field is an upper-case environment variable."""
 
@@ -27,6 +33,11 @@ class Settings(BaseSettings):
     rasa_model_dir: Path = Path("models")
     rasa_tracker_db: str = ""
     redis_url: str = ""
+    qdrant_url: str = ""  # set: a Qdrant server; unset: embedded Qdrant Edge in DATA_DIR/qdrant
+    # the vision service (photo search); `bot run` starts one here unless VISION_URL is set
+    vision_url: str = "http://127.0.0.1:8090"
+    knowledge_docs: Path = Field(default_factory=_default_docs)  # markdown FAQ/policy documents
+    recsys_train_hours: float = 24.0  # retrain recommendations this often (0: never in the app)
     rasa_session_turns: int = 20
     return_window_days: int = 30
     verify_max_failures: int = 5
@@ -41,6 +52,12 @@ class Settings(BaseSettings):
     telegram_base_file_url: str = "https://api.telegram.org/file/bot"
     telegram_max_photo_bytes: int = 10 * 1024 * 1024
     telegram_poll_lease_seconds: float = 30.0
+    # Human support (see docs/console.md)
+    secret_key: str = ""  # signs console sessions; unset: generated once into DATA_DIR
+    support_hours: str = "mon-fri 09:00-18:00, sat 10:00-14:00"
+    support_timezone: str = "Europe/Berlin"
+    console_idle_minutes: int = 30
+    csat_window_hours: int = 24  # how long after a resolve the 1-5 rating is accepted
 
     @field_validator("rasa_urls", mode="before")
     @classmethod

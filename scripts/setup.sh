@@ -32,6 +32,8 @@ if ! stamp_ok .venv pyproject.toml; then
   echo "==> app venv (.venv, $("$APP_PY" --version))"
   [ -x .venv/bin/python ] || "$APP_PY" -m venv .venv
   .venv/bin/pip install -q --upgrade pip setuptools wheel
+  # torch first, pinned: the CPU build lies on local disk; anything looser pulls CUDA wheels.
+  .venv/bin/pip install -q "torch==2.13.0"
   .venv/bin/pip install -q -e ".[dev]"
   cat pyproject.toml | sha256sum > .venv/.installed
 fi

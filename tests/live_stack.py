@@ -97,10 +97,13 @@ def start_stack(
         "RASA_MODEL_DIR": str(MODEL_DIR),
         "HF_HUB_OFFLINE": "1",
         "OUTBOX_RETRY_SECONDS": "1",
+        # no vision service here (photo search answers "briefly unavailable"); never a real one
+        # that happens to run on this machine
+        "VISION_URL": f"http://127.0.0.1:{free_port()}",
         **(extra_env or {}),
     }
     stack = Stack(data_dir, app_port, rasa_ports, env)
-    stack.bot("demo-data")
+    stack.bot("demo-data", "--no-index")  # photo search has no vision service in these stacks
     try:
         for port in rasa_ports:
             log = data_dir / f"rasa-{port}.out"

@@ -29,7 +29,7 @@ def launch(data_dir: Path, **extra: str) -> tuple[subprocess.Popen[str], int, di
         **extra,
     }
     subprocess.run(
-        [sys.executable, "-m", "bot.cli", "demo-data"],
+        [sys.executable, "-m", "bot.cli", "demo-data", "--no-index"],
         cwd=ROOT,
         env=env,
         check=True,
@@ -67,6 +67,7 @@ def test_bot_run_serves_the_chat_and_stops_cleanly(tmp_path: Path) -> None:
     try:
         output = read_until(process, "Open the web chat", 300)
         assert "rasa       |" in output and "app        |" in output
+        assert "vision     | " in output  # `bot run` starts the vision service too
         assert f"http://127.0.0.1:{app_port}/" in output
         answer = Chat(f"http://127.0.0.1:{app_port}", "launcher-test-1").say("hello")
         assert "Northwind Threads" in answer

@@ -70,7 +70,7 @@ from bot.channels.telegram_render import (
 from bot.media import MediaRejected, MediaStore
 from bot.router import Router
 from bot.settings import Settings
-from bot.store import channel_state, conversations
+from bot.store import channel_state, conversations, support
 
 log = logging.getLogger(__name__)
 # httpx logs every request URL at INFO, and Bot API URLs contain the bot token
@@ -96,10 +96,8 @@ OPTED_OUT = Reply(
     text="Done — you won't get marketing messages from us any more. You can still ask me about "
     "your orders at any time."
 )
-PHOTO_SEARCH_COMING = Reply(
-    text="Thanks for the photo! Searching the shop by photo is coming soon. Meanwhile, tell me "
-    "in words what you're looking for, or ask me about an order."
-)
+PHOTO_SEARCH_PAYLOAD = "/photo_search"  # the photo rides in metadata["media"]
+PHOTO_TITLE = "📷 Photo"
 EXPIRED_BUTTON = Reply(text="That button has expired. Please type what you'd like to do.")
 PHOTO_REJECTED = {
     "too_large": "That file is too big for me. Please send a photo under {mb} MB.",
@@ -107,7 +105,7 @@ PHOTO_REJECTED = {
     "empty": "That photo arrived empty. Could you send it again?",
 }
 
-# A photo handler (photo search, when it lands) answers a stored photo message.
+# Optional: a photo handler answers a stored photo message instead of the router (tests).
 PhotoHandler = Callable[[InboundMessage], Awaitable[None]]
 UpdateHandler = Callable[[Update], Awaitable[None]]
 
@@ -365,6 +363,10 @@ class TelegramChannel:
 
     async def _reply_directly(self, inbound: InboundMessage, reply: Reply) -> None:
         """Answers that need no Rasa turn: stored inbound, queued reply, one transaction."""
+        conversation_id = inbound.conversation_id
+        if await self.router.shop.transaction(lambda s: support.in_human_mode(s, conversation_id)):
+            await self._route(inbound)  # staff own the chat: it goes to the console, unanswered
+            return
         created = await self.router.shop.transaction(lambda s: _store_answered(s, inbound, reply))
         self._unreachable.discard(inbound.external_id)
         if created:
@@ -510,9 +512,13 @@ class TelegramChannel:
             )
             await self._reply_directly(inbound, reply)
             return
-        inbound = self._inbound(update, message, message.caption, media=stored.to_json())
-        if self.photo_handler is None:
-            await self._reply_directly(inbound, PHOTO_SEARCH_COMING)
+        caption = message.caption or ""
+        inbound = self._inbound(
+            update, message, message.caption, PHOTO_SEARCH_PAYLOAD,
+            media=stored.to_json(), caption=caption, title=caption or PHOTO_TITLE,
+        )  # fmt: skip
+        if self.photo_handler is None:  # photo search: a /photo_search turn through Rasa
+            await self._route(inbound)
             return
         created = await self.router.shop.transaction(lambda s: _store(s, inbound))
         if created:

@@ -226,3 +226,5 @@ class VerificationAttempt(SQLModel, table=True):
 
 
 from . import channel_state as channel_state  # noqa: E402  (its tables join this metadata)
+from . import interactions as interactions  # noqa: E402  (its table joins this metadata)
+from . import support as support  # noqa: E402  (its tables join this metadata)

@@ -21,6 +21,9 @@
   // The local "waiting for a reply" dots give up after this long without any server activity.
   var AWAIT_REPLY_TIMEOUT_MS = 30000;
   var MAX_MESSAGE_LENGTH = 2000;
+  // Photo search: what the server accepts (it checks again and answers 413/415 otherwise).
+  var MAX_PHOTO_BYTES = 10 * 1024 * 1024;
+  var PHOTO_TYPES = ["image/jpeg", "image/png", "image/gif", "image/webp"];
 
   // ---------------------------------------------------------------- ids and storage
 
@@ -189,6 +192,30 @@
     }
   }
 
+  // A camera outline (not an emoji: not every system has an emoji font).
+  function cameraIcon() {
+    var ns = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(ns, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("width", "20");
+    svg.setAttribute("height", "20");
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("focusable", "false");
+    [
+      "M4 8h3l2-3h6l2 3h3a1 1 0 0 1 1 1v9a1 1 0 0 1-1 1H4a1 1 0 0 1-1-1V9a1 1 0 0 1 1-1z",
+      "M12 10.5a3.5 3.5 0 1 0 0 7a3.5 3.5 0 1 0 0-7z",
+    ].forEach(function (d) {
+      var path = document.createElementNS(ns, "path");
+      path.setAttribute("d", d);
+      path.setAttribute("fill", "none");
+      path.setAttribute("stroke", "currentColor");
+      path.setAttribute("stroke-width", "1.8");
+      path.setAttribute("stroke-linejoin", "round");
+      svg.appendChild(path);
+    });
+    return svg;
+  }
+
   // ---------------------------------------------------------------- widget markup
 
   function buildWidget() {
@@ -196,6 +223,9 @@
     ui.status = h("p", { id: "chat-status", className: "chat__status", role: "status" }, ["Connecting…"]);
     ui.newConversation = h("button", { type: "button", className: "chat__action", id: "chat-new" }, [
       "New conversation",
+    ]);
+    ui.human = h("button", { type: "button", className: "chat__action", id: "chat-human" }, [
+      "Talk to a person",
     ]);
     ui.minimise = h(
       "button",
@@ -243,10 +273,33 @@
       enterkeyhint: "send",
     });
     ui.send = h("button", { id: "chat-send", className: "chat__send", type: "submit" }, ["Send"]);
+    ui.photoInput = h("input", {
+      id: "chat-photo-input",
+      className: "visually-hidden",
+      type: "file",
+      accept: PHOTO_TYPES.join(","),
+      tabindex: "-1",
+    });
+    ui.attach = h(
+      "button",
+      {
+        type: "button",
+        className: "chat__attach",
+        id: "chat-attach",
+        "aria-label": "Search by photo",
+        title: "Search by photo (you can also drop or paste a picture)",
+      },
+      [cameraIcon()]
+    );
     ui.form = h("form", { className: "chat__composer", id: "chat-form" }, [
+      ui.attach,
+      ui.photoInput,
       h("label", { for: "chat-input", className: "visually-hidden", text: "Message to the shop assistant" }),
       ui.input,
       ui.send,
+    ]);
+    ui.dropHint = h("div", { className: "chat__drop-hint", id: "chat-drop-hint", hidden: true }, [
+      "Drop a photo to find similar items",
     ]);
     ui.panel = h(
       "section",
@@ -257,9 +310,10 @@
             h("h2", { id: "chat-title", className: "chat__title", text: "Northwind Threads" }),
             ui.status,
           ]),
-          h("div", { className: "chat__actions" }, [ui.newConversation, ui.minimise]),
+          h("div", { className: "chat__actions" }, [ui.human, ui.newConversation, ui.minimise]),
         ]),
         ui.scroller,
+        ui.dropHint,
         ui.form,
       ]
     );
@@ -308,8 +362,12 @@
       self.ui.input.value = "";
       self.send({ text: text });
     });
+    this.bindPhotoEvents();
     this.ui.newConversation.addEventListener("click", function () {
       self.startNewConversation();
+    });
+    this.ui.human.addEventListener("click", function () {
+      self.askForPerson();
     });
     this.ui.minimise.addEventListener("click", function () {
       self.setOpen(false);
@@ -561,6 +619,10 @@
     var self = this;
     var node = h("div", { className: "msg bot", "data-id": message.id });
     var when = formatTime(message.created_at);
+    if (message.agent) {
+      node.classList.add("msg--agent");
+      node.appendChild(h("span", { className: "msg__agent", text: String(message.agent) + " · support team" }));
+    }
     if (message.text) {
       var bubble = h("div", { className: "msg__bubble", title: when });
       appendText(bubble, message.text);
@@ -739,6 +801,7 @@
   };
 
   // Messages typed just before a reload are still unsent; they survive in localStorage.
+  // (Photos are not kept: an upload either reached the server or is shown as failed.)
   ChatWidget.prototype.restoreOutbox = function () {
     var raw = storage.get(this.outboxKey());
     if (!raw) return;
@@ -841,6 +904,186 @@
     this.outbox.splice(this.outbox.indexOf(entry), 1);
     this.saveOutbox();
     this.setEntryStatus(entry, "delivered");
+  };
+
+  // ------------------------------------------------ photo search
+
+  // A photo reaches the server by upload button, drag and drop, or paste; the caption is what
+  // is typed in the message field at that moment ("like this but under 40").
+  ChatWidget.prototype.bindPhotoEvents = function () {
+    var self = this;
+    var panel = this.ui.panel;
+    var depth = 0;
+    this.ui.attach.addEventListener("click", function () {
+      self.ui.photoInput.click();
+    });
+    this.ui.photoInput.addEventListener("change", function () {
+      var file = self.ui.photoInput.files && self.ui.photoInput.files[0];
+      self.ui.photoInput.value = "";
+      if (file) self.sendPhoto(file);
+    });
+    function hasFiles(event) {
+      var types = event.dataTransfer && event.dataTransfer.types;
+      return !!types && Array.prototype.indexOf.call(types, "Files") !== -1;
+    }
+    panel.addEventListener("dragenter", function (event) {
+      if (!hasFiles(event)) return;
+      event.preventDefault();
+      depth += 1;
+      self.ui.dropHint.hidden = false;
+      panel.classList.add("chat__panel--dropping");
+    });
+    panel.addEventListener("dragover", function (event) {
+      if (!hasFiles(event)) return;
+      event.preventDefault();
+      event.dataTransfer.dropEffect = "copy";
+    });
+    panel.addEventListener("dragleave", function () {
+      depth = Math.max(0, depth - 1);
+      if (depth === 0) {
+        self.ui.dropHint.hidden = true;
+        panel.classList.remove("chat__panel--dropping");
+      }
+    });
+    panel.addEventListener("drop", function (event) {
+      if (!hasFiles(event)) return;
+      event.preventDefault();
+      depth = 0;
+      self.ui.dropHint.hidden = true;
+      panel.classList.remove("chat__panel--dropping");
+      var file = event.dataTransfer.files && event.dataTransfer.files[0];
+      if (file) self.sendPhoto(file);
+    });
+    this.ui.input.addEventListener("paste", function (event) {
+      var items = (event.clipboardData && event.clipboardData.items) || [];
+      for (var i = 0; i < items.length; i++) {
+        if (items[i].kind === "file" && /^image\//.test(items[i].type)) {
+          var file = items[i].getAsFile();
+          if (file) {
+            event.preventDefault();
+            self.sendPhoto(file);
+            return;
+          }
+        }
+      }
+    });
+  };
+
+  ChatWidget.prototype.renderPhotoBubble = function (file, caption, status) {
+    var bubble = h("div", { className: "msg__bubble msg__bubble--photo" });
+    var src = null;
+    try {
+      src = window.URL && URL.createObjectURL ? URL.createObjectURL(file) : null;
+    } catch (e) {
+      src = null;
+    }
+    if (src) {
+      var img = h("img", { className: "msg__photo", src: src, alt: caption ? "Your photo: " + caption : "Your photo" });
+      bubble.appendChild(img);
+    }
+    if (caption) {
+      var text = h("p", { className: "msg__caption" });
+      appendText(text, caption);
+      bubble.appendChild(text);
+    } else if (!src) {
+      bubble.appendChild(document.createTextNode("📷 Photo"));
+    }
+    var node = h("div", { className: "msg user msg--photo" }, [bubble, h("span", { className: "msg__meta" })]);
+    this.applyStatus(node, status);
+    return node;
+  };
+
+  ChatWidget.prototype.sendPhoto = function (file) {
+    var self = this;
+    if (PHOTO_TYPES.indexOf(file.type) === -1) {
+      this.showError({ code: "not_an_image", message: "Please send a photo as a JPEG, PNG, GIF or WebP picture." });
+      return;
+    }
+    if (file.size > MAX_PHOTO_BYTES) {
+      this.showError({ code: "photo_too_large", message: "That photo is too big — please send one under 10 MB." });
+      return;
+    }
+    var caption = this.ui.input.value.trim().slice(0, 500);
+    this.ui.input.value = "";
+    var id = newMessageId();
+    var node = this.renderPhotoBubble(file, caption, "sent");
+    node.dataset.clientId = id;
+    this.append(node);
+    this.startAwaitingReply();
+    var url =
+      "/api/v1/sessions/" + encodeURIComponent(this.sessionId) + "/photos?message_id=" +
+      encodeURIComponent(id) + (caption ? "&caption=" + encodeURIComponent(caption) : "");
+    fetch(url, { method: "POST", headers: { "Content-Type": file.type }, body: file })
+      .then(function (response) {
+        return response
+          .json()
+          .catch(function () {
+            return null;
+          })
+          .then(function (data) {
+            return { status: response.status, data: data };
+          });
+      })
+      .then(function (result) {
+        var data = result.data || {};
+        var messages = Array.isArray(data.messages) ? data.messages : [];
+        if (result.status >= 400 && !messages.length) {
+          self.applyStatus(node, "failed");
+          var error = data.error || {};
+          self.showError({
+            code: error.code || "photo_failed",
+            message: error.message || "Sorry, I couldn't send that photo. Please try again.",
+          });
+          return;
+        }
+        self.applyStatus(node, "delivered");
+        if (data.message_id !== undefined && data.message_id !== null) {
+          self.renderedServerIds.add(String(data.message_id));
+        }
+        messages.forEach(function (message) {
+          self.receive(message);
+        });
+      })
+      .catch(function () {
+        self.applyStatus(node, "failed");
+        self.showError({ code: "photo_failed", message: "Sorry, I couldn't send that photo. Please try again." });
+      })
+      .then(function () {
+        self.stopAwaitingReply();
+      });
+  };
+
+  // ------------------------------------------------ handoff to a person
+
+  // The server stores the request, opens a support ticket and answers with the queue position
+  // (or when support opens); the same reply also arrives on the socket, deduplicated by id.
+  ChatWidget.prototype.askForPerson = function () {
+    var self = this;
+    var button = this.ui.human;
+    button.disabled = true;
+    this.append(this.renderUserBubble("Talk to a person", "delivered"));
+    this.startAwaitingReply();
+    var url = "/api/v1/sessions/" + encodeURIComponent(this.sessionId) + "/handoff";
+    fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ message_id: newMessageId() }),
+    })
+      .then(function (response) {
+        return response.json();
+      })
+      .then(function (data) {
+        (data && Array.isArray(data.messages) ? data.messages : []).forEach(function (m) {
+          self.receive(m);
+        });
+      })
+      .catch(function () {
+        self.showError({ code: "handoff_failed", message: "Sorry, I couldn't reach our team. Please try again." });
+      })
+      .then(function () {
+        self.stopAwaitingReply();
+        button.disabled = false;
+      });
   };
 
   // ------------------------------------------------ new conversation
