@@ -15,6 +15,7 @@ train: setup
 # DEMO_PHOTOS=../shared/datasets/clothing builds the catalogue's photos from those real photos
 demo: setup train
 	@$(BOT) demo-data $(if $(DEMO_PHOTOS),--photos $(DEMO_PHOTOS))
+	@$(BOT) staff demo
 	@$(BOT) run
 
 test: train

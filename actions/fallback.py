@@ -1,4 +1,7 @@
-"""Two-stage fallback: first ask the customer to rephrase, then offer what the bot can do."""
+"""Two-stage fallback: ask the customer to rephrase, then offer what the bot can do.
+
+When both stages have failed (a third misunderstanding in a row) a person takes over.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,9 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from bot import handoff
+from bot.shop import Shop
+
 REPHRASE = "Sorry, I didn't quite get that. Could you say it in other words?"
 OPTIONS = "I'm still not sure what you need. Here's what I can help with — or type it differently:"
 OPTION_BUTTONS = [
@@ -14,7 +20,9 @@ OPTION_BUTTONS = [
     {"title": "Cancel an order", "payload": "/cancel_order"},
     {"title": "Return an item", "payload": "/return_item"},
     {"title": "Change delivery address", "payload": "/change_shipping_address"},
+    {"title": "Talk to a person", "payload": "/contact_human"},
 ]
+ESCALATE_AFTER = 2  # earlier fallbacks in a row: rephrase, then options, then a person
 
 
 def consecutive_fallbacks(tracker: Tracker) -> int:
@@ -42,14 +50,23 @@ def consecutive_fallbacks(tracker: Tracker) -> int:
 class ActionFallback(Action):
     NAME = "action_fallback"
 
+    def __init__(self, shop: Shop) -> None:
+        self.shop = shop
+
     def name(self) -> str:
         return self.NAME
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        if consecutive_fallbacks(tracker) % 2 == 0:
+        earlier = consecutive_fallbacks(tracker)
+        if earlier == 0:
             dispatcher.utter_message(text=REPHRASE)
-        else:
+        elif earlier < ESCALATE_AFTER:
             dispatcher.utter_message(text=OPTIONS, buttons=OPTION_BUTTONS)
+        else:
+            escalation = await handoff.escalate(
+                self.shop, tracker.sender_id, handoff.REPEATED_FALLBACK
+            )
+            dispatcher.utter_message(text=escalation.reply.text)
         return []

@@ -18,8 +18,10 @@ from rasa_sdk.types import DomainDict
 from sqlmodel import Session
 
 from actions import replies
+from actions.handoff import VERIFICATION_FAILURES
 from actions.parsing import contact_candidates, parse_address
 from actions.recommend import one_suggestion
+from bot import handoff
 from bot.services import Services
 from bot.shop import Shop
 from bot.store import conversations, orders, verification
@@ -46,6 +48,7 @@ def lockout(
 
 
 LOCKED_UNTIL = "locked until "
+HANDED_OVER = "handed to a person"
 LINKED = "linked account"
 
 
@@ -185,7 +188,7 @@ class ValidateOrderForm(FormValidationAction):
         settings = self.shop.settings
         now = self.shop.now()
 
-        def verify(session: Session) -> tuple[bool, datetime | None, int]:
+        def verify(session: Session) -> tuple[bool, datetime | None, int, str | None]:
             owner = next(
                 (o for c in candidates if (o := orders.verify_owner(session, number, c))), None
             )
@@ -196,9 +199,14 @@ class ValidateOrderForm(FormValidationAction):
             window = timedelta(minutes=settings.verify_lockout_minutes)
             until = lockout(session, self.shop, tracker.sender_id, number, now)
             failures = verification.recent_failures(session, tracker.sender_id, now, window)
-            return matched, until, settings.verify_max_failures - failures
+            escalation = None
+            if not matched and until is None and failures == VERIFICATION_FAILURES:
+                escalation = handoff.escalate_in(
+                    session, tracker.sender_id, handoff.VERIFICATION_FAILED, settings, now
+                ).reply.text
+            return matched, until, settings.verify_max_failures - failures, escalation
 
-        matched, until, attempts_left = await self.shop.transaction(verify)
+        matched, until, attempts_left, escalation = await self.shop.transaction(verify)
         if matched:
             return {
                 "order_number": number,
@@ -207,6 +215,14 @@ class ValidateOrderForm(FormValidationAction):
             }
         if until is not None:
             return self._locked(until)
+        if escalation is not None:  # a person takes over; the form ends without asking again
+            dispatcher.utter_message(text=escalation)
+            return {
+                "order_number": None,
+                "order_contact": None,
+                "order_gate": HANDED_OVER,
+                "requested_slot": None,
+            }
         dispatcher.utter_message(text=replies.no_match(number, attempts_left))
         return {"order_number": None, "order_contact": None, "verified_order": None}
 
@@ -336,6 +352,8 @@ class ActionOrderTask(Action):
             dispatcher.utter_message(
                 text=replies.locked(until, self.shop.now(), self.shop.settings)
             )
+            return reset_task(tracker)
+        if tracker.get_slot("order_gate") == HANDED_OVER:  # the handoff message was sent
             return reset_task(tracker)
         number = tracker.get_slot("verified_order")
         if not number or number != tracker.get_slot("order_number"):

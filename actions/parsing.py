@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
+PAYLOAD_RE = re.compile(r"^/(?P<intent>[A-Za-z0-9_]+)(?P<args>\{.*\})?\s*$", re.DOTALL)
 EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 POSTCODE_RE = re.compile(r"^(?=.*\d)[A-Za-z0-9][A-Za-z0-9 \-]{1,9}$")
 _FILLER_RE = re.compile(
@@ -64,3 +67,15 @@ def parse_address(text: str) -> AddressParts | None:
         city=match.group("city").strip(),
         country=country.upper() if country and len(country) == 2 else country,
     )
+
+
+def payload_args(text: str) -> dict[str, Any]:
+    """The JSON object after a `/intent` payload ({} when there is none or it is malformed)."""
+    match = PAYLOAD_RE.match(text.strip())
+    if not match or not match.group("args"):
+        return {}
+    try:
+        args = json.loads(match.group("args"))
+    except json.JSONDecodeError:
+        return {}
+    return args if isinstance(args, dict) else {}

@@ -22,6 +22,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlmodel import Session
 
+from actions.clicks import record_card_click
+from actions.parsing import payload_args
 from actions.products import search_answer
 from bot.catalog import ProductFacts, content_words, facts, resolve
 from bot.channels.base import Button, ProductCard
@@ -41,7 +43,6 @@ from vision.errors import ImageRejected
 
 log = logging.getLogger(__name__)
 
-PAYLOAD_RE = re.compile(r"^/(?P<intent>[A-Za-z0-9_]+)(?P<args>\{.*\})?\s*$", re.DOTALL)
 MEDIA_ID_RE = re.compile(r"^[0-9a-f]{64}$")
 MAX_CAPTION = 200
 
@@ -76,18 +77,6 @@ class Reply:
             buttons=[b.to_json() for b in self.buttons],
             json_message={"cards": [c.to_json() for c in self.cards]} if self.cards else None,
         )
-
-
-def payload_args(text: str) -> dict[str, Any]:
-    """The JSON object after a `/intent` payload ({} when there is none or it is malformed)."""
-    match = PAYLOAD_RE.match(text.strip())
-    if not match or not match.group("args"):
-        return {}
-    try:
-        args = json.loads(match.group("args"))
-    except json.JSONDecodeError:
-        return {}
-    return args if isinstance(args, dict) else {}
 
 
 def _offset(args: dict[str, Any]) -> int:
@@ -276,6 +265,7 @@ class ActionSimilarItems(Action):
         message: dict[str, Any] = tracker.latest_message or {}
         text = str(message.get("text") or "")
         args = payload_args(text)
+        await self.shop.transaction(lambda s: record_card_click(s, tracker.sender_id, text))
         product_id = args.get("product_id")
         phrase = None if text.startswith("/") else text
         current = tracker.get_slot("product") if "product" in tracker.slots else None

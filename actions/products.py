@@ -13,6 +13,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlmodel import Session
 
+from actions.clicks import record_card_click
 from bot.catalog import ProductFacts, money, requested_size, resolve, search_products
 from bot.channels.base import Button, ProductCard
 from bot.search_filters import SearchConstraints, parse_constraints
@@ -131,6 +132,7 @@ class ActionProductQuestion(Action):
         text = str(message.get("text") or "")
         mentioned = [str(v) for v in tracker.get_latest_entity_values("product")]
         current = tracker.get_slot("product")
+        await self.shop.transaction(lambda s: record_card_click(s, tracker.sender_id, text))
         result = await self.shop.transaction(lambda s: answer(s, text, mentioned, current))
         dispatcher.utter_message(
             text=result.text,

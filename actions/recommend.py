@@ -15,6 +15,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from sqlmodel import Session, col, select
 
+from actions.clicks import tag_recommended
 from bot.catalog import ProductFacts, facts, resolve
 from bot.channels.base import Button, ProductCard
 from bot.recommendations import Filters, Recommendations, Suggestion
@@ -74,7 +75,7 @@ def card(product: ProductFacts, reason: str) -> ProductCard:
         price=base.price,
         currency=base.currency,
         image_url=base.image_url,
-        buttons=base.buttons,
+        buttons=tuple(tag_recommended(b) for b in base.buttons),
     )
 
 

@@ -20,7 +20,8 @@ import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestServer
 
-from actions.photos import ASK_FOR_PHOTO, payload_args
+from actions.parsing import payload_args
+from actions.photos import ASK_FOR_PHOTO
 from bot.photo_index import LocalImageEncoder
 from bot.product_photos import render_product_photo
 from tests.live_stack import free_port
