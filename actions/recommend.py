@@ -116,12 +116,12 @@ def answer(
             )
         if product is not None:
             if request.kind == "goes_with":
-                found = recs.complete([product.id], 3, customer_id=customer)
+                found = recs.complete([product.id], 3, customer_id=customer, session=session)
                 head = f"These go well with the {product.title}:"
             else:
                 limit = product.price if request.cheaper else wanted.max_price
                 filters = Filters(max_price=limit, max_per_category=None)
-                found = recs.similar(product.id, 5, filters, customer_id=customer)
+                found = recs.similar(product.id, 5, filters, customer_id=customer, session=session)
                 if request.cheaper:
                     found = [s for s in found if s.price < product.price]
                 adjective = "cheaper" if request.cheaper else "similar"
@@ -132,7 +132,7 @@ def answer(
     filters = Filters(
         category=wanted.category, min_price=wanted.min_price, max_price=wanted.max_price
     )
-    found = recs.recommend(customer, 5, filters)
+    found = recs.recommend(customer, 5, filters, session=session)
     if not found:
         return Answer(NOTHING, [])
     head = "Picked for you:" if customer is not None else "Popular in the shop right now:"
@@ -197,7 +197,7 @@ async def one_suggestion(
     def work(session: Session) -> ProductCard | None:
         basket = _order_products(session, order_number)
         customer = linked_customer_id(session, sender)
-        found = recs.complete(basket, 1, customer_id=customer) if basket else []
+        found = recs.complete(basket, 1, customer_id=customer, session=session) if basket else []
         cards = cards_for(session, found)
         return cards[0] if cards else None
 

@@ -17,7 +17,8 @@ at most `max_per_category` items of one category. Product facts are cached for
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -136,13 +137,20 @@ class Recommendations:
     # ---- the API ------------------------------------------------------------------------
 
     def recommend(
-        self, customer_id: int | None, n: int = 5, filters: Filters | None = None
+        self,
+        customer_id: int | None,
+        n: int = 5,
+        filters: Filters | None = None,
+        session: Session | None = None,
     ) -> list[Suggestion]:
-        """Products for this customer (None: an anonymous visitor) with a reason each."""
+        """Products for this customer (None: an anonymous visitor) with a reason each.
+
+        Every method takes the caller's `session` when it runs inside a transaction (SQLite
+        allows one writer: a second session of the same thread would wait for ever)."""
         filters = filters or Filters()
-        facts = self._product_facts()
-        with Session(self.engine) as session:
-            ordered = ordered_products(session, customer_id) if customer_id is not None else []
+        facts = self._product_facts(session)
+        with self._session(session) as reading:
+            ordered = ordered_products(reading, customer_id) if customer_id is not None else []
         bought = {product for product, _ in ordered}
         candidates = _Candidates()
         row = self._users.get(str(customer_id)) if customer_id is not None else None
@@ -166,14 +174,15 @@ class Recommendations:
         n: int = 5,
         filters: Filters | None = None,
         customer_id: int | None = None,
+        session: Session | None = None,
     ) -> list[Suggestion]:
         """Products like this one (bought together or alike in content); e.g. cheaper ones
         with `Filters(max_price=...)`. With `customer_id`, their past orders are left out."""
         filters = filters or Filters(max_per_category=None)
-        facts = self._product_facts()
+        facts = self._product_facts(session)
         candidates = _Candidates()
         self._add_neighbours(candidates, product_id, facts, 1.0, last_order=False, alike=True)
-        bought = self._bought(customer_id)
+        bought = self._bought(customer_id, session)
         return self._cut(candidates, facts, filters, n, exclude_products=bought | {product_id})
 
     def complete(
@@ -182,10 +191,11 @@ class Recommendations:
         n: int = 3,
         filters: Filters | None = None,
         customer_id: int | None = None,
+        session: Session | None = None,
     ) -> list[Suggestion]:
         """What goes with these products: bought-together items, other categories first."""
         filters = filters or Filters()
-        facts = self._product_facts()
+        facts = self._product_facts(session)
         candidates = _Candidates()
         for product in basket:
             self._add_neighbours(candidates, product, facts, 1.0, last_order=False)
@@ -193,16 +203,25 @@ class Recommendations:
         for item in list(candidates.scores):
             if facts.category[item] in basket_categories:
                 candidates.scores[item] *= 0.5  # a second jacket does not "go with" a jacket
-        bought = self._bought(customer_id)
+        bought = self._bought(customer_id, session)
         return self._cut(candidates, facts, filters, n, exclude_products=bought | set(basket))
 
     # ---- internals ----------------------------------------------------------------------
 
-    def _bought(self, customer_id: int | None) -> set[int]:
+    @contextmanager
+    def _session(self, session: Session | None) -> Iterator[Session]:
+        """The caller's session, or a short one of our own."""
+        if session is not None:
+            yield session
+            return
+        with Session(self.engine) as own:
+            yield own
+
+    def _bought(self, customer_id: int | None, session: Session | None = None) -> set[int]:
         if customer_id is None:
             return set()
-        with Session(self.engine) as session:
-            return {product for product, _ in ordered_products(session, customer_id)}
+        with self._session(session) as reading:
+            return {product for product, _ in ordered_products(reading, customer_id)}
 
     def _add_neighbours(
         self,
@@ -286,14 +305,14 @@ class Recommendations:
                 break
         return chosen
 
-    def _product_facts(self) -> _Facts:
+    def _product_facts(self, session: Session | None = None) -> _Facts:
         now = self._clock()
         if self._facts is not None and now - self._facts.loaded_at < self.facts_ttl_seconds:
             return self._facts
-        with Session(self.engine) as session:
-            products = {p.id: p for p in session.exec(select(Product)) if p.id is not None}
+        with self._session(session) as reading:
+            products = {p.id: p for p in reading.exec(select(Product)) if p.id is not None}
             stocked = set(
-                session.exec(
+                reading.exec(
                     select(ProductVariant.product_id)
                     .group_by(col(ProductVariant.product_id))
                     .having(func.sum(ProductVariant.stock) > 0)

@@ -12,6 +12,7 @@ import pytest
 from sqlmodel import select
 
 from actions.replies import human_date
+from bot.store import support
 from bot.store.db import make_engine, session_scope
 from bot.store.models import Order, OrderItem, ProductVariant, ReturnRequest
 from bot.store.orders import OrderView, list_order_views
@@ -110,13 +111,38 @@ def test_not_an_order_number_gets_guidance(chat: Chat) -> None:
     assert "6 digits" in answer
 
 
-def test_five_failed_attempts_lock_the_conversation(
+def hand_back(stack: Stack, conversation_id: str) -> None:
+    """What an agent does in the console: claim the open ticket and resolve it."""
+    engine = make_engine(f"sqlite:///{stack.data_dir / 'shop.db'}")
+    with session_scope(engine) as session:
+        ticket = support.open_ticket_for(session, conversation_id)
+        assert ticket is not None and ticket.id is not None, "no ticket was opened"
+        staff = support.find_staff_by_email(session, "handback@example.com")
+        if staff is None:
+            staff = support.create_staff(
+                session, "handback@example.com", "Hand Back", "agent", "hand-back-pass"
+            )
+        support.claim(session, ticket.id, staff)
+        support.resolve(session, ticket.id, staff)
+
+
+def test_three_failed_attempts_call_a_person_and_five_lock_the_conversation(
     stack: Stack, chat: Chat, taken: set[str]
 ) -> None:
     view = pick(stack, "shipped", taken)
     chat.say("where is my order")
     answers = []
-    for attempt in range(5):
+    for attempt in range(3):
+        chat.say(view.number)
+        answers.append(chat.say(f"wrong{attempt}@example.com"))
+    assert "couldn't find" in answers[0].lower()
+    assert "person" in answers[-1].lower(), answers[-1]  # handed over after the third
+    assert "order number" not in answers[-1].lower()  # the form does not ask again
+    silent = chat.send("hello? anyone?")  # kept for the agent; the bot stays quiet
+    assert not [m for m in silent if m.get("role") == "bot"], silent
+    hand_back(stack, f"web:{chat.session}")
+    chat.say("where is my order")
+    for attempt in range(3, 5):
         chat.say(view.number)
         answers.append(chat.say(f"wrong{attempt}@example.com"))
     assert "paused" in answers[-1].lower() and "15 minutes" in answers[-1]
@@ -262,6 +288,9 @@ def test_gibberish_gets_two_stage_fallback(chat: Chat) -> None:
     assert "other words" in text or "outside" in text
     second = chat.send("wub wub zzkt")
     assert second[-1]["buttons"], second
+    assert "/contact_human" in [b["payload"] for b in second[-1]["buttons"]]
+    third = chat.say("blorp zzkt wub")  # both stages failed: a person takes over
+    assert "person" in third.lower(), third
 
 
 def test_the_form_can_be_left_and_resumed(chat: Chat) -> None:

@@ -217,3 +217,20 @@ def test_reload_switches_to_a_newer_artefact(shop: Recommendations, demo_engine:
     train(demo_engine, tmp_path, now=NOW + timedelta(days=1))
     assert shop.reload(tmp_path)
     assert shop.recommend(customers(demo_engine)[0], n=2)
+
+
+def test_calls_inside_a_write_transaction_use_its_session(
+    shop: Recommendations, demo_engine: Engine
+) -> None:
+    """Actions ask inside `shop.transaction`; on SQLite a second session would wait for ever."""
+    from actions.recommend import Request, answer
+
+    customer = customers(demo_engine)[0]
+    shop.invalidate()  # the facts must be read through the caller's session
+    with session_scope(demo_engine) as session:
+        picked = shop.recommend(customer, 3, session=session)
+        alike = shop.similar(picked[0].product_id, 3, session=session)
+        goes = shop.complete([picked[0].product_id], 2, customer_id=customer, session=session)
+        result = answer(session, shop, "web:nobody", "recommend something", Request("for_you", False, None))
+    assert picked and alike and goes
+    assert result.cards and result.text == "Popular in the shop right now:"
