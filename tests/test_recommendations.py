@@ -231,6 +231,8 @@ def test_calls_inside_a_write_transaction_use_its_session(
         picked = shop.recommend(customer, 3, session=session)
         alike = shop.similar(picked[0].product_id, 3, session=session)
         goes = shop.complete([picked[0].product_id], 2, customer_id=customer, session=session)
-        result = answer(session, shop, "web:nobody", "recommend something", Request("for_you", False, None))
+        result = answer(
+            session, shop, "web:nobody", "recommend something", Request("for_you", False, None)
+        )
     assert picked and alike and goes
     assert result.cards and result.text == "Popular in the shop right now:"
