@@ -1,6 +1,8 @@
 """Two-stage fallback: ask the customer to rephrase, then offer what the bot can do.
 
-When both stages have failed (a third misunderstanding in a row) a person takes over.
+When both stages have failed (a third misunderstanding in a row) a person takes over. A
+confident out-of-scope message counts as a miss too: its first answer says that it is outside
+what the shop assistant does.
 """
 
 from __future__ import annotations
@@ -26,24 +28,25 @@ ESCALATE_AFTER = 2  # earlier fallbacks in a row: rephrase, then options, then a
 
 
 def consecutive_fallbacks(tracker: Tracker) -> int:
-    """How many user turns right before the latest one were answered by this fallback."""
+    """How many user turns in a row, right before the latest one, the bot answered only with
+    this fallback."""
     count = 0
+    turn: list[str] = []  # the bot's actions after one earlier user message
     seen_latest_user = False
     for event in reversed(tracker.events):
         kind = event.get("event")
-        if kind == "user":
+        if kind == "action" and seen_latest_user:
+            name = str(event.get("name"))
+            if name != "action_listen":
+                turn.append(name)
+        elif kind == "user":
             if not seen_latest_user:
                 seen_latest_user = True
                 continue
-            return count
-        if kind == "action" and seen_latest_user:
-            name = event.get("name")
-            if name == "action_listen":
-                continue
-            if name == ActionFallback.NAME:
-                count += 1
-                continue
-            return count
+            if not turn or any(name != ActionFallback.NAME for name in turn):
+                return count
+            count += 1
+            turn = []
     return count
 
 
@@ -60,8 +63,12 @@ class ActionFallback(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         earlier = consecutive_fallbacks(tracker)
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
         if earlier == 0:
-            dispatcher.utter_message(text=REPHRASE)
+            if intent == "out_of_scope":  # understood, just not ours: say so, with the options
+                dispatcher.utter_message(response="utter_out_of_scope")
+            else:
+                dispatcher.utter_message(text=REPHRASE)
         elif earlier < ESCALATE_AFTER:
             dispatcher.utter_message(text=OPTIONS, buttons=OPTION_BUTTONS)
         else:

@@ -85,8 +85,8 @@ class ValidateOrderForm(FormValidationAction):
         tracker: Tracker,
         domain: DomainDict,
     ) -> list[str]:
-        if is_locked(tracker):
-            return []  # ends the form; action_order_task explains the lock
+        if is_locked(tracker) or tracker.get_slot("order_gate") == HANDED_OVER:
+            return []  # ends the form; action_order_task explains the lock (or stays quiet)
         number = tracker.get_slot("order_number")
         verified = (
             tracker.get_slot("order_gate") is None

@@ -22,8 +22,11 @@ class ALS(Recommender):
         alpha: float = 1.0,
         iterations: int = 15,
         random_state: int = 0,
+        num_threads: int = 0,
     ) -> None:
+        """`num_threads=0` uses every core; 1 makes training reproducible (no thread races)."""
         self.factors = factors
+        self.num_threads = num_threads
         self.regularization = regularization
         self.alpha = alpha
         self.iterations = iterations
@@ -39,6 +42,7 @@ class ALS(Recommender):
             alpha=self.alpha,
             iterations=self.iterations,
             random_state=self.random_state,
+            num_threads=self.num_threads,
             calculate_training_loss=False,
         )
         # implicit's own threads do the work; BLAS threads on top of them only contend.

@@ -52,7 +52,7 @@ def content_vectors() -> np.ndarray:
 MODELS = {
     "ease": lambda: EASE(regularization=10.0),
     "cooccurrence": lambda: CoOccurrence(),
-    "als": lambda: ALS(factors=8, regularization=10.0, iterations=15),
+    "als": lambda: ALS(factors=8, regularization=3.0, iterations=15, num_threads=1),
     "content": lambda: Content(content_vectors()),
 }
 

@@ -396,9 +396,11 @@ def test_restart_mid_conversation_loses_and_repeats_nothing(fake: FakeTelegram, 
     fake.wait_for(lambda: gus.answered(email_update), 60, "the answer after the restart")
     assert gus.answered(number_update)
     texts = gus.seen()
-    assert len(texts) == 3, texts
+    # the status answer may be followed by one suggestion ("You might also like this:" + card)
+    assert len(texts) in (3, 5) and len(set(texts)) == len(texts), texts
     assert "order number" in texts[0].lower() and "e-mail" in texts[1].lower()
     assert order["tracking_number"] in texts[2]
+    assert len(texts) == 3 or "you might also like" in texts[3].lower(), texts
     assert [m.client_message_id for m in stored_inbound(tg, 1009)][1:] == [
         str(number_update),
         str(email_update),
