@@ -1,19 +1,27 @@
 """Two-stage fallback: ask the customer to rephrase, then offer what the bot can do.
 
-When both stages have failed (a third misunderstanding in a row) a person takes over. A
+A message NLU could not place that the shop's documents clearly answer is answered from them
+instead. When both stages have failed (a third misunderstanding in a row) a person takes over. A
 confident out-of-scope message counts as a miss too: its first answer says that it is outside
 what the shop assistant does.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType
+from rasa_sdk.events import EventType, FollowupAction
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
+from actions.knowledge import ActionAnswerKnowledge
 from bot import handoff
+from bot.services import Services
 from bot.shop import Shop
+
+log = logging.getLogger(__name__)
 
 REPHRASE = "Sorry, I didn't quite get that. Could you say it in other words?"
 OPTIONS = "I'm still not sure what you need. Here's what I can help with — or type it differently:"
@@ -25,6 +33,8 @@ OPTION_BUTTONS = [
     {"title": "Talk to a person", "payload": "/contact_human"},
 ]
 ESCALATE_AFTER = 2  # earlier fallbacks in a row: rephrase, then options, then a person
+# NLU was unsure, so the shop's documents must be surer than for a recognised policy question.
+KNOWLEDGE_SCORE = 0.5
 
 
 def consecutive_fallbacks(tracker: Tracker) -> int:
@@ -53,8 +63,21 @@ def consecutive_fallbacks(tracker: Tracker) -> int:
 class ActionFallback(Action):
     NAME = "action_fallback"
 
-    def __init__(self, shop: Shop) -> None:
+    def __init__(self, shop: Shop, services: Services | None = None) -> None:
         self.shop = shop
+        self.services = services
+
+    async def _documents_know(self, text: str) -> bool:
+        """Whether the shop's documents clearly answer what NLU could not place."""
+        if self.services is None or not text.strip() or text.startswith("/"):
+            return False
+        services = self.services
+        try:
+            answer = await asyncio.to_thread(lambda: services.knowledge().ask(text, limit=1))
+        except Exception:  # the fallback must answer even when the knowledge base cannot
+            log.exception("knowledge base unavailable to the fallback")
+            return False
+        return answer.best is not None and answer.best.score >= KNOWLEDGE_SCORE
 
     def name(self) -> str:
         return self.NAME
@@ -62,6 +85,9 @@ class ActionFallback(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
+        text = str((tracker.latest_message or {}).get("text") or "")
+        if await self._documents_know(text):
+            return [FollowupAction(ActionAnswerKnowledge.NAME)]
         earlier = consecutive_fallbacks(tracker)
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         if earlier == 0:

@@ -343,3 +343,47 @@ def test_long_conversations_keep_a_short_tracker_and_their_state(
     current = [e for e in events[starts[-1] :] if e["event"] == "user"]
     # Rasa's SQL tracker store loads only the current session: at most 20 turns, not all 48
     assert len(current) <= 21
+
+
+def test_policy_questions_are_answered_from_the_shops_documents(chat: Chat) -> None:
+    answer = chat.say("how long does delivery to spain take?")
+    assert "spain" in answer.lower() and "business days" in answer.lower(), answer
+    answer = chat.say("what is your return policy")
+    assert "return" in answer.lower() and "30" in answer, answer
+
+
+def test_recommendations_come_as_cards_with_a_reason(chat: Chat) -> None:
+    messages = chat.send("can you recommend something?")
+    cards = [card for m in messages for card in m.get("cards") or []]
+    assert cards, messages
+    assert all(" · " in card["subtitle"] for card in cards)  # "reason · details"
+    assert len({card["product_id"] for card in cards}) == len(cards)
+    details = next(b for b in cards[0]["buttons"] if b["title"] == "Details")
+    assert '"via"' in details["payload"]  # a click on it is recorded as a recommendation click
+    dearest = max(cards, key=lambda c: float(c["price"]))
+    messages = chat.send(f"anything similar to the {dearest['title']} but cheaper?")
+    cheaper = [card for m in messages for card in m.get("cards") or []]
+    assert cheaper, messages
+    assert all(float(c["price"]) < float(dearest["price"]) for c in cheaper)
+
+
+@pytest.mark.parametrize(
+    ("question", "document"),
+    [
+        ("how many days until my parcel arrives in italy", "Shipping and delivery times"),
+        ("do you offer express shipping", "Delivery options"),
+        ("how long have i got to return things", "Returns and refunds"),
+        ("is there a fee if i cancel", "Cancelling an order"),
+        ("can i pay with paypal", "Payment methods"),
+        ("my card got charged two times", "Payment problems"),
+        ("i need an invoice for my order", "Invoices and receipts"),
+        ("i forgot my password", "Your account and password"),
+        ("got any discount codes?", "Promotions, discount codes and sales"),
+        ("what size should i take in dresses", "Size guide"),
+    ],
+)
+def test_each_knowledge_area_is_answered_with_its_document(
+    chat: Chat, question: str, document: str
+) -> None:
+    answer = chat.say(question)
+    assert answer.startswith(document), answer
