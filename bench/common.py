@@ -37,11 +37,12 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def latency_summary_ms(seconds: Sequence[float]) -> dict[str, float | int | None]:
-    """n, mean, p50, p95, p99 and max of latencies given in seconds, reported in milliseconds."""
+def latency_summary_ms(seconds: Sequence[float], digits: int = 1) -> dict[str, float | int | None]:
+    """n, mean, p50, p95, p99 and max of latencies given in seconds, reported in milliseconds
+    rounded to `digits` decimals."""
 
     def ms(value: float | None) -> float | None:
-        return None if value is None else round(value * 1000.0, 1)
+        return None if value is None else round(value * 1000.0, digits)
 
     return {
         "n": len(seconds),

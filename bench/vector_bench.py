@@ -37,7 +37,6 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import fmt, machine_info, percentile, ratio, write_result
+from bench.common import fmt, latency_summary_ms, machine_info, ratio, write_result
 
 ENGINES = ("numpy_exact", "qdrant_edge", "qdrant_client_local")
 COLLECTION = "vector_bench"
@@ -157,22 +156,6 @@ def _peak_rss_mib() -> float:
     if peak is not None:
         return peak
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
-
-
-def _latency_ms(seconds: Sequence[float]) -> dict[str, float | int | None]:
-    """Like bench.common.latency_summary_ms, to the microsecond (HNSW answers in under 1 ms)."""
-
-    def ms(value: float | None) -> float | None:
-        return None if value is None else round(value * 1000.0, 3)
-
-    return {
-        "n": len(seconds),
-        "mean_ms": ms(sum(seconds) / len(seconds)) if seconds else None,
-        "p50_ms": ms(percentile(seconds, 50)),
-        "p95_ms": ms(percentile(seconds, 95)),
-        "p99_ms": ms(percentile(seconds, 99)),
-        "max_ms": ms(max(seconds)) if seconds else None,
-    }
 
 
 def _dir_mib(path: Path) -> float:
@@ -389,7 +372,7 @@ def summarise(engine: str, size: int, raw: dict[str, Any], wall: float) -> dict[
     row["insert_vectors_per_s"] = round(size / insert_s) if insert_s else None
     if "optimize_s" in raw:
         row["optimize_s"] = round(raw["optimize_s"], 3)
-    row["latency"] = _latency_ms(raw["latencies"])
+    row["latency"] = latency_summary_ms(raw["latencies"], digits=3)  # HNSW: < 1 ms
     for key in ("count", "before_optimize", "after_optimize", "disk_mib"):
         if key in raw:
             row[key] = raw[key]
