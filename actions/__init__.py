@@ -34,7 +34,7 @@ def build_actions(shop: Shop, services: Services) -> list[Action]:
         ActionAskReturnItem(shop),
         ActionOrderTask(shop, services),
         ActionStopOrderForm(),
-        ActionFallback(shop, services),
+        ActionFallback(services),
         ActionHandoff(shop),
         ActionProductQuestion(shop),
         ActionProductSearch(shop),

@@ -17,9 +17,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.knowledge import ActionAnswerKnowledge
-from bot import handoff
 from bot.services import Services
-from bot.shop import Shop
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +61,7 @@ def consecutive_fallbacks(tracker: Tracker) -> int:
 class ActionFallback(Action):
     NAME = "action_fallback"
 
-    def __init__(self, shop: Shop, services: Services | None = None) -> None:
-        self.shop = shop
+    def __init__(self, services: Services | None = None) -> None:
         self.services = services
 
     async def _documents_know(self, text: str) -> bool:
@@ -97,9 +94,8 @@ class ActionFallback(Action):
                 dispatcher.utter_message(text=REPHRASE)
         elif earlier < ESCALATE_AFTER:
             dispatcher.utter_message(text=OPTIONS, buttons=OPTION_BUTTONS)
-        else:
-            escalation = await handoff.escalate(
-                self.shop, tracker.sender_id, handoff.REPEATED_FALLBACK
-            )
-            dispatcher.utter_message(text=escalation.reply.text)
+        else:  # a person takes over; the hand-off action words it and records why
+            from actions.handoff import ActionHandoff  # (it imports this module)
+
+            return [FollowupAction(ActionHandoff.NAME)]
         return []

@@ -18,7 +18,6 @@ from rasa_sdk.types import DomainDict
 from sqlmodel import Session
 
 from actions import replies
-from actions.handoff import VERIFICATION_FAILURES
 from actions.parsing import contact_candidates, parse_address
 from actions.recommend import one_suggestion
 from bot import handoff
@@ -49,6 +48,7 @@ def lockout(
 
 LOCKED_UNTIL = "locked until "
 HANDED_OVER = "handed to a person"
+VERIFICATION_FAILURES = 3  # failed verifications in one chat before a person takes over
 LINKED = "linked account"
 
 

@@ -138,6 +138,10 @@ def test_three_failed_attempts_call_a_person_and_five_lock_the_conversation(
     assert "couldn't find" in answers[0].lower()
     assert "person" in answers[-1].lower(), answers[-1]  # handed over after the third
     assert "order number" not in answers[-1].lower()  # the form does not ask again
+    engine = make_engine(f"sqlite:///{stack.data_dir / 'shop.db'}")
+    with session_scope(engine) as session:
+        ticket = support.open_ticket_for(session, f"web:{chat.session}")
+        assert ticket is not None and ticket.reason == "verification_failed"
     silent = chat.send("hello? anyone?")  # kept for the agent; the bot stays quiet
     assert not [m for m in silent if m.get("role") == "bot"], silent
     hand_back(stack, f"web:{chat.session}")
@@ -281,7 +285,7 @@ def test_out_of_scope_gets_a_helpful_answer(chat: Chat) -> None:
     assert answer and ("outside" in answer[0]["text"].lower() or answer[0]["buttons"])
 
 
-def test_gibberish_gets_two_stage_fallback(chat: Chat) -> None:
+def test_gibberish_gets_two_stage_fallback(stack: Stack, chat: Chat) -> None:
     first = chat.send("xqzv blorp fnarg")
     text = first[0]["text"].lower()
     # low confidence asks to rephrase; a confident out-of-scope guess says so and offers options
@@ -291,6 +295,10 @@ def test_gibberish_gets_two_stage_fallback(chat: Chat) -> None:
     assert "/contact_human" in [b["payload"] for b in second[-1]["buttons"]]
     third = chat.say("blorp zzkt wub")  # both stages failed: a person takes over
     assert "person" in third.lower(), third
+    engine = make_engine(f"sqlite:///{stack.data_dir / 'shop.db'}")
+    with session_scope(engine) as session:
+        ticket = support.open_ticket_for(session, f"web:{chat.session}")
+        assert ticket is not None and ticket.reason == "repeated_fallback"
 
 
 def test_the_form_can_be_left_and_resumed(chat: Chat) -> None:
