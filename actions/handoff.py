@@ -2,8 +2,9 @@
 
 The dialogue runs it when the customer asks for a human or complains, and the fallback hands
 over to it when both of its stages failed; the reason stored on the ticket is read from that
-context. (Three failed order verifications escalate inside the order form's validation.) From then on the router keeps the conversation away from Rasa until staff
-resolve the ticket (see bot/handoff.py).
+context. (Three failed order verifications escalate inside the order form's validation.)
+From then on the router keeps the conversation away from Rasa until staff resolve the ticket
+(see bot/handoff.py).
 """
 
 from __future__ import annotations
