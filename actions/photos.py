@@ -265,14 +265,17 @@ class ActionSimilarItems(Action):
         message: dict[str, Any] = tracker.latest_message or {}
         text = str(message.get("text") or "")
         args = payload_args(text)
-        await self.shop.transaction(lambda s: record_card_click(s, tracker.sender_id, text))
         product_id = args.get("product_id")
         phrase = None if text.startswith("/") else text
         current = tracker.get_slot("product") if "product" in tracker.slots else None
         named = [str(v) for v in tracker.get_latest_entity_values("product")]
-        product = await self.shop.transaction(
-            lambda s: _find_product(s, product_id, named[0] if named else current)
-        )
+        sender = tracker.sender_id
+
+        def find(session: Session) -> ProductFacts | None:
+            record_card_click(session, sender, text)  # a card's button: remember the click
+            return _find_product(session, product_id, named[0] if named else current)
+
+        product = await self.shop.transaction(find)
         if product is None:
             Reply(
                 "Which product should I find similar items for? Tell me its name, or press "

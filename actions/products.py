@@ -132,8 +132,13 @@ class ActionProductQuestion(Action):
         text = str(message.get("text") or "")
         mentioned = [str(v) for v in tracker.get_latest_entity_values("product")]
         current = tracker.get_slot("product")
-        await self.shop.transaction(lambda s: record_card_click(s, tracker.sender_id, text))
-        result = await self.shop.transaction(lambda s: answer(s, text, mentioned, current))
+        sender = tracker.sender_id
+
+        def work(session: Session) -> Answer:
+            record_card_click(session, sender, text)  # a card's button: remember the click
+            return answer(session, text, mentioned, current)
+
+        result = await self.shop.transaction(work)
         dispatcher.utter_message(
             text=result.text,
             buttons=[b.to_json() for b in result.buttons],
