@@ -29,6 +29,7 @@ class Services:
     _vectors: VectorStore | None = None
     _knowledge: KnowledgeBase | None = None
     _recommendations: Recommendations | None = None
+    _photo_search: PhotoSearch | None = None
 
     def vectors(self) -> VectorStore:
         with self._lock:
@@ -51,10 +52,9 @@ class Services:
     def photo_search(self) -> PhotoSearch:
         """Photo search over `vectors()` with the vision service client (one per process)."""
         with self._lock:
-            search: PhotoSearch | None = self.__dict__.get("_photo_search")
-            if search is None:
-                search = self.__dict__["_photo_search"] = PhotoSearch(self.shop, self.vectors)
-            return search
+            if self._photo_search is None:
+                self._photo_search = PhotoSearch(self.shop, self.vectors)
+            return self._photo_search
 
     def recommendations(self) -> Recommendations:
         """The recommender; trains a first model when the data directory has none."""
