@@ -1,8 +1,9 @@
-"""`bot recsys`: convert public purchase data and evaluate the recommenders offline."""
+"""`bot recsys`: convert public purchase data, evaluate the recommenders and churn offline."""
 
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -94,3 +95,44 @@ def train_command(
         f"{meta.get('items', 0)} products, {meta.get('seconds', 0)} s -> {path}",
         err=True,
     )
+
+
+@recsys_app.command("churn-eval")
+def churn_eval(
+    transactions: Annotated[
+        Path, typer.Option(help="UCI Online Retail transactions CSV.", exists=True)
+    ],
+    horizon_days: Annotated[
+        int, typer.Option(help="Churn = no order within this many days.", min=1)
+    ] = 90,
+    model: Annotated[str, typer.Option(help="Churn model: logistic or boosting.")] = "logistic",
+    end: Annotated[
+        str | None, typer.Option(help="End of the test labels (default: the last order).")
+    ] = None,
+) -> None:
+    """Time-split churn evaluation (train at end-2h, test at end-h): one JSON line."""
+    from recsys.churn import MODELS, History, ModelKind, evaluate
+    from recsys.datasets import online_retail_orders
+
+    kinds: dict[str, ModelKind] = {kind: kind for kind in MODELS}
+    if model not in kinds:
+        raise typer.BadParameter(f"choose one of {', '.join(MODELS)}", param_hint="--model")
+    started = time.perf_counter()
+    orders = online_retail_orders(transactions)
+    if not orders:
+        raise typer.BadParameter("no sale invoice of a known customer", param_hint="--transactions")
+    moment = _moment(end)
+    until = (
+        max(order.placed_at for order in orders)
+        if moment is None
+        else datetime.fromtimestamp(moment, UTC)
+    )
+    try:
+        result = evaluate(History.of(orders), until, horizon_days, kinds[model])
+    except ValueError as error:
+        typer.echo(f"churn-eval: {error}", err=True)
+        raise typer.Exit(1) from error
+    result["end"] = until.isoformat()
+    result["orders"] = len(orders)
+    result["seconds"] = round(time.perf_counter() - started, 2)
+    typer.echo(json.dumps(result))
