@@ -225,6 +225,7 @@ class VerificationAttempt(SQLModel, table=True):
     created_at: datetime = _utc(default_factory=utcnow)
 
 
+from . import campaigns as campaigns  # noqa: E402  (its tables join this metadata)
 from . import channel_state as channel_state  # noqa: E402  (its tables join this metadata)
 from . import interactions as interactions  # noqa: E402  (its table joins this metadata)
 from . import support as support  # noqa: E402  (its tables join this metadata)
