@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+
+def is_link(payload: str) -> bool:
+    """A button whose payload is an absolute http(s) address opens that page (campaign links)
+    instead of sending a message back."""
+    return payload.startswith(("https://", "http://"))
 
 
 @dataclass(frozen=True)
 class Button:
     title: str
-    payload: str
+    payload: str  # "/intent{...}" sent back when pressed, or a link (see `is_link`)
 
     def to_json(self) -> dict[str, str]:
         return {"title": self.title, "payload": self.payload}
@@ -95,3 +101,11 @@ class InboundMessage:
     @property
     def rasa_text(self) -> str:
         return self.payload or self.text or ""
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """What a channel made of one campaign message: `retry` later, or a final answer."""
+
+    status: Literal["sent", "retry", "blocked", "failed"]
+    error: str | None = None

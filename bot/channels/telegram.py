@@ -54,8 +54,8 @@ from telegram.error import (
 )
 from telegram.ext import Application, BaseRateLimiter, filters
 
-from bot.channels.base import InboundMessage, Reply
-from bot.channels.telegram_limits import PerChatRateLimiter, retry_after_seconds
+from bot.channels.base import InboundMessage, Reply, SendOutcome, is_link
+from bot.channels.telegram_limits import ADMITTED_BULK, PerChatRateLimiter, retry_after_seconds
 from bot.channels.telegram_render import (
     SHORT_ID_PREFIX,
     Keyboard,
@@ -147,7 +147,8 @@ class TelegramChannel:
     ) -> None:
         self.router = router
         self.settings = settings
-        self.application = build_application(settings, rate_limiter)
+        self.limiter = rate_limiter or PerChatRateLimiter()
+        self.application = build_application(settings, self.limiter)
         self.bot = self.application.bot
         self.media = MediaStore(settings.data_dir / "media", settings.telegram_max_photo_bytes)
         self.photo_handler = photo_handler
@@ -559,6 +560,37 @@ class TelegramChannel:
                 self._sent.popitem(last=False)
             return True
 
+    async def admit_campaign(self) -> None:
+        """Wait for room in the bot's overall budget; interactive replies go first."""
+        if isinstance(self.limiter, PerChatRateLimiter):
+            await self.limiter.admit_bulk()
+
+    async def send_campaign(self, external_id: str, reply: Reply) -> SendOutcome:
+        """Send one campaign message (admitted by `admit_campaign`); further parts of it (card
+        photos) wait a second each, Telegram's pace for one chat."""
+        if external_id in self._unreachable:
+            return SendOutcome("blocked", "the customer blocked the bot")
+        operations = render(reply, await self._short_ids(reply), self.settings.public_url)
+        try:
+            for index, operation in enumerate(operations):
+                if index:
+                    await asyncio.sleep(1.0)
+                    await self.admit_campaign()
+                await self._send(external_id, operation, bulk=True)
+        except Forbidden as error:
+            await self._mark_unreachable(external_id)
+            return SendOutcome("blocked", str(error)[:200])
+        except RetryAfter as error:
+            return SendOutcome("retry", f"flood control: retry after {retry_after_seconds(error)}s")
+        except BadRequest as error:
+            if "chat not found" in error.message.lower():
+                await self._mark_unreachable(external_id)
+                return SendOutcome("blocked", error.message[:200])
+            return SendOutcome("failed", error.message[:200])
+        except NetworkError as error:
+            return SendOutcome("retry", str(error)[:200])
+        return SendOutcome("sent")
+
     async def _mark_unreachable(self, chat: str) -> None:
         self._unreachable.add(chat)
         await self.router.shop.transaction(
@@ -573,10 +605,11 @@ class TelegramChannel:
             lambda s: {p: channel_state.short_payload_id(s, CHANNEL, p) for p in long}
         )
 
-    async def _send(self, chat_id: str, operation: Operation) -> None:
+    async def _send(self, chat_id: str, operation: Operation, bulk: bool = False) -> None:
+        limits: dict[str, Any] = {"rate_limit_args": ADMITTED_BULK} if bulk else {}
         if isinstance(operation, SendText):
             await self.bot.send_message(
-                chat_id, operation.text, reply_markup=_markup(operation.keyboard)
+                chat_id, operation.text, reply_markup=_markup(operation.keyboard), **limits
             )
         elif isinstance(operation, SendPhoto):
             try:
@@ -585,15 +618,16 @@ class TelegramChannel:
                     operation.photo,
                     caption=operation.caption,
                     reply_markup=_markup(operation.keyboard),
+                    **limits,
                 )
             except BadRequest:  # the image URL could not be fetched: the words still help
                 await self.bot.send_message(
-                    chat_id, operation.caption, reply_markup=_markup(operation.keyboard)
+                    chat_id, operation.caption, reply_markup=_markup(operation.keyboard), **limits
                 )
         else:
             assert isinstance(operation, SendAlbum)
             media = [InputMediaPhoto(url, caption=caption) for url, caption in operation.photos]
-            await self.bot.send_media_group(chat_id, media)
+            await self.bot.send_media_group(chat_id, media, **limits)
 
 
 def _check(flt: filters.BaseFilter) -> Callable[[Update], bool]:
@@ -604,8 +638,14 @@ def _markup(rows: Keyboard) -> InlineKeyboardMarkup | None:
     if not rows:
         return None
     return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(title, callback_data=data) for title, data in row] for row in rows]
+        [[_keyboard_button(title, data) for title, data in row] for row in rows]
     )
+
+
+def _keyboard_button(title: str, data: str) -> InlineKeyboardButton:
+    if is_link(data):
+        return InlineKeyboardButton(title, url=data)
+    return InlineKeyboardButton(title, callback_data=data)
 
 
 def _button_title(message: TgMessage, data: str) -> str | None:

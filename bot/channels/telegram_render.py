@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bot.channels.base import Button, ProductCard, Reply
+from bot.channels.base import Button, ProductCard, Reply, is_link
 
 TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
@@ -90,7 +90,7 @@ def needs_short_id(payload: str) -> bool:
 
 def payloads_of(reply: Reply) -> list[str]:
     buttons = list(reply.buttons) + [b for card in reply.cards for b in card.buttons]
-    return [b.payload for b in buttons]
+    return [b.payload for b in buttons if not is_link(b.payload)]
 
 
 def keyboard(buttons: tuple[Button, ...], short_ids: Mapping[str, str]) -> Keyboard:
@@ -99,7 +99,7 @@ def keyboard(buttons: tuple[Button, ...], short_ids: Mapping[str, str]) -> Keybo
 
 
 def _callback_data(payload: str, short_ids: Mapping[str, str]) -> str:
-    if needs_short_id(payload):
+    if not is_link(payload) and needs_short_id(payload):
         return SHORT_ID_PREFIX + short_ids[payload]
     return payload
 

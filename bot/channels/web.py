@@ -6,6 +6,7 @@ same message objects for the widget (history on connect, ack, typing, messages).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -14,7 +15,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from bot.channels.base import InboundMessage
+from bot.channels.base import InboundMessage, Reply, SendOutcome
 from bot.outbox import message_json
 from bot.router import Router, Turn
 from bot.store import conversations
@@ -101,6 +102,18 @@ class WebChannel:
             except (ConnectionError, RuntimeError):
                 continue
         return sent
+
+    async def admit_campaign(self) -> None:
+        return None  # the web chat has no sending budget to share
+
+    async def send_campaign(self, external_id: str, reply: Reply) -> SendOutcome:
+        """Campaign messages reach the web chat through its transcript (stored by the sender);
+        an open chat window also gets it at once."""
+        message = {"id": None, "role": "bot", **reply.to_json()}
+        for ws in [ws for ws in self._sockets.get(external_id, set()) if not ws.closed]:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.send_json({"type": "message", "message": message})
+        return SendOutcome("sent")
 
     # --- REST -------------------------------------------------------------------------------
     async def chat(self, request: web.Request) -> web.Response:

@@ -93,6 +93,12 @@
   };
 
   function loadSessionId() {
+    // `?session=<id>` continues a known chat (the demo's customers: demo-customer-01-northwind …)
+    var given = new URLSearchParams(window.location.search).get("session");
+    if (given && SESSION_PATTERN.test(given)) {
+      storage.set(SESSION_KEY, given);
+      return given;
+    }
     var stored = storage.get(SESSION_KEY);
     if (stored && SESSION_PATTERN.test(stored)) return stored;
     var fresh = newSessionId();
@@ -651,6 +657,14 @@
   ChatWidget.prototype.renderButton = function (button, className) {
     var self = this;
     if (!button || typeof button !== "object" || !button.title || !button.payload) return null;
+    var link = /^https?:\/\//.test(String(button.payload)) ? safeHttpUrl(String(button.payload)) : null;
+    if (link) {
+      // a campaign's tracked link: opens the page instead of sending a message
+      return h("a", {
+        href: link, target: "_blank", rel: "noopener noreferrer nofollow",
+        className: className + " is-link", text: String(button.title),
+      });
+    }
     var el = h("button", { type: "button", className: className, text: String(button.title) });
     el.addEventListener("click", function () {
       if (el.disabled) return;
