@@ -13,9 +13,14 @@ from aiohttp import web
 
 from actions import build_actions
 from bot.action_endpoint import ActionEndpoint
+from bot.campaigns.analytics import Analytics
+from bot.campaigns.compose import LinkSigner
+from bot.campaigns.sender import CampaignSender, CampaignTransport
 from bot.channels.web import WebChannel
 from bot.channels.web_photos import WebPhotos
 from bot.console import Console
+from bot.console.auth import load_secret_key
+from bot.console.campaigns import CampaignPages, recommender_of
 from bot.console.customer import HandoffEndpoint
 from bot.console.live import LiveHub
 from bot.handoff import HumanMode
@@ -54,11 +59,24 @@ def create_app(
     app[ROUTER_KEY] = router
     app[SERVICES_KEY] = services
     ActionEndpoint(build_actions(shop, services)).mount(app)
-    WebChannel(router, settings.max_message_chars).mount(app)
+    web_channel = WebChannel(router, settings.max_message_chars)
+    web_channel.mount(app)
     WebPhotos(router, services).mount(app)
     HandoffEndpoint(router, on_change=hub.poke).mount(app)
-    Console(router, hub).mount(app)
+    console = Console(router, hub)
+    console.mount(app)
+    recommender = recommender_of(services)
+    analytics = Analytics(shop.engine, recommender)
+    signer = LinkSigner(load_secret_key(settings), settings.public_url)
+    CampaignPages(console, analytics, signer, recommender).mount(app)
     telegram = _telegram_channel(router, settings, app)
+    transports: dict[str, CampaignTransport] = {"web": web_channel}
+    if telegram is not None:
+        transports["telegram"] = telegram
+    sender = CampaignSender(
+        shop, transports, signer, recommender=services.recommendations,
+        facts=analytics.facts, rate_per_s=settings.campaign_rate_per_s,
+    )  # fmt: skip
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -79,6 +97,8 @@ def create_app(
             asyncio.create_task(_retry_inbox(router, settings.outbox_retry_seconds)),
             asyncio.create_task(asyncio.to_thread(services.warm_up)),
         ]
+        if settings.campaign_sender:
+            tasks.append(asyncio.create_task(sender.run_forever()))
         if settings.recsys_train_hours > 0:
             tasks.append(asyncio.create_task(_train_recommendations(services, settings)))
         yield

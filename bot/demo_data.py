@@ -19,6 +19,9 @@ from typing import NamedTuple
 from sqlalchemy.orm import Mapped
 from sqlmodel import Session, col, delete, func, select, update
 
+from bot.store import channel_state
+from bot.store.campaigns import Campaign, CampaignDelivery
+from bot.store.channel_state import Consent
 from bot.store.errors import DemoDataConflict
 from bot.store.interactions import Interaction
 from bot.store.models import (
@@ -345,6 +348,7 @@ def write_demo_shop(session: Session, today: date) -> DemoSummary:
     customers = _write_customers(session)
     variants = _write_catalogue(session, rng)
     _write_orders(session, rng, today, customers, variants)
+    _write_marketing_consent(session, customers, today)
     session.flush()
     return summarise(session)
 
@@ -388,10 +392,44 @@ def _clear_previous_demo(session: Session) -> None:
     # Conversations and channel identities survive a reload; only their link goes.
     session.exec(update(Conversation).values(customer_id=None))
     session.exec(update(ChannelIdentity).values(customer_id=None))
+    session.exec(update(Consent).values(customer_id=None))
+    session.exec(delete(CampaignDelivery))  # campaigns to demo customers go with them
+    session.exec(delete(Campaign))
     session.exec(delete(Interaction))  # events of demo customers on demo products
     for model in (ReturnRequest, Shipment, OrderItem, Order, ProductVariant, Product, Customer):
         session.exec(delete(model))
     session.flush()
+
+
+# Demo web-chat identities: `?session=demo-customer-NN-northwind` in the chat page address opens
+# customer NN's chat. Most opted in to marketing; one opted out again; one Telegram chat blocked
+# the bot.
+OPTED_IN = 8
+
+
+def _write_marketing_consent(session: Session, customers: list[Customer], today: date) -> None:
+    moment = datetime.combine(today - timedelta(days=30), time(12), tzinfo=UTC)
+    for index, customer in enumerate(customers[: OPTED_IN + 2]):
+        external_id = f"demo-customer-{index + 1:02d}-northwind"
+        identity = channel_state.get_or_create_identity(session, "web", external_id)
+        identity.customer_id = customer.id
+        identity.unreachable_at = None
+        session.add(identity)
+        session.flush()
+        channel_state.record_consent(session, "web", external_id, True, "web:demo", now=moment)
+        if index == OPTED_IN:
+            later = moment + timedelta(days=3)
+            channel_state.record_consent(session, "web", external_id, False, "web:demo", now=later)
+        if index == OPTED_IN + 1:  # a Telegram chat that blocked the bot after opting in
+            chat = channel_state.get_or_create_identity(session, "telegram", "100000001")
+            chat.customer_id = customer.id
+            session.add(chat)
+            session.flush()
+            channel_state.record_consent(
+                session, "telegram", "100000001", True, "telegram:demo", now=moment
+            )
+            channel_state.mark_unreachable(session, "telegram", "100000001", now=moment)
+            channel_state.record_consent(session, "web", external_id, False, "web:demo", now=moment)
 
 
 def _count_outside(

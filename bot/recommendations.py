@@ -206,6 +206,26 @@ class Recommendations:
         bought = self._bought(customer_id, session)
         return self._cut(candidates, facts, filters, n, exclude_products=bought | set(basket))
 
+    def category_affinity(
+        self, customer_ids: Sequence[int], top: int = 10, session: Session | None = None
+    ) -> dict[int, str]:
+        """Each known customer's strongest category: the most common one among their top
+        recommendations (what the model expects them to want next)."""
+        facts = self._product_facts(session)
+        result: dict[int, str] = {}
+        for customer_id in customer_ids:
+            row = self._users.get(str(customer_id))
+            if row is None:
+                continue
+            counts: dict[str, float] = {}
+            for rank, item in enumerate(self.model.user_top[row][:top].tolist()):
+                if item >= 0 and facts.product_at[item] >= 0:
+                    category = facts.category[item]
+                    counts[category] = counts.get(category, 0.0) + 1.0 / (1 + rank)
+            if counts:
+                result[customer_id] = max(counts, key=lambda c: (counts[c], c))
+        return result
+
     # ---- internals ----------------------------------------------------------------------
 
     @contextmanager

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     telegram_base_file_url: str = "https://api.telegram.org/file/bot"
     telegram_max_photo_bytes: int = 10 * 1024 * 1024
     telegram_poll_lease_seconds: float = 30.0
+    # Campaigns (see the README's "Campaigns")
+    campaign_rate_per_s: float = 25.0  # campaign messages/s; Telegram allows ~30/s per bot
+    campaign_sender: bool = True  # run the sender here (one instance at a time holds a lease)
     # Human support (see docs/console.md)
     secret_key: str = ""  # signs console sessions; unset: generated once into DATA_DIR
     support_hours: str = "mon-fri 09:00-18:00, sat 10:00-14:00"

@@ -13,6 +13,7 @@ staff_app = typer.Typer(help="Support console accounts.", no_args_is_help=True)
 DEMO_STAFF = (
     ("agent@example.com", "Alex Agent", "agent", "demo-agent-pass"),
     ("admin@example.com", "Ada Admin", "admin", "demo-admin-pass"),
+    ("marketer@example.com", "Mia Marketer", "marketer", "demo-marketer-pass"),
 )
 DEMO_CANNED = (
     ("Greeting", "Hi, I'm here to help! Give me a moment to read through your conversation."),

@@ -95,7 +95,7 @@ class ConsoleUser:
         page = self.get("/console/canned")
         found = CSRF_ATTR.search(page.text)
         if found is None:  # marketers cannot open the canned page
-            found = CSRF_ATTR.search(self.get("/console").text)
+            found = CSRF_ATTR.search(self.get("/console/campaigns").text)
         self.csrf = found.group(1) if found else ""
 
     def cookie(self, name: str) -> str | None:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import secrets
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -120,6 +121,10 @@ ADMIN_GETS = ["/console/staff", "/console/audit"]
 TICKET_POSTS = [f"/console/tickets/1/{a}" for a in
                 ("claim", "reply", "note", "transfer", "release", "resolve")]  # fmt: skip
 ADMIN_POSTS = ["/console/canned", "/console/canned/1/delete", "/console/staff"]
+CAMPAIGN_GETS = ["/console/campaigns", "/console/campaigns/new", "/console/campaigns/1",
+                 "/console/campaigns/1/export.csv"]  # fmt: skip
+CAMPAIGN_POSTS = ["/console/campaigns", "/console/campaigns/preview", "/console/api/segments/count",
+                  "/console/campaigns/1/pause"]  # fmt: skip
 
 
 def test_every_console_route_refuses_anonymous_and_wrong_roles(live: Stack) -> None:
@@ -133,13 +138,22 @@ def test_every_console_route_refuses_anonymous_and_wrong_roles(live: Stack) -> N
         assert anonymous.post(path, {"text": "x"}).status == 401, path
 
     marketer = signed_in(live, MARKETER)
-    assert marketer.get("/console").status == 200
+    home = marketer.get("/console")
+    assert home.status == 303 and home.headers["Location"] == "/console/campaigns"
+    for path in CAMPAIGN_GETS:
+        assert marketer.get(path).status in (200, 404), path
     for path in [*TICKET_GETS, *ADMIN_GETS]:
         assert marketer.get(path).status == 403, path
     for path in [*TICKET_POSTS, *ADMIN_POSTS]:
         assert marketer.post(path, {"text": "x"}).status == 403, path
 
     agent = signed_in(live, AGENT)
+    for path in CAMPAIGN_GETS:  # only marketers and admins run campaigns
+        assert agent.get(path).status == 403, path
+        assert anonymous.get(path, as_json=True).status == 401, path
+    for path in CAMPAIGN_POSTS:
+        assert agent.post(path, {"name": "x"}).status == 403, path
+        assert anonymous.post(path, {"name": "x"}).status == 401, path
     for path in ADMIN_GETS:
         assert agent.get(path).status == 403, path
     for path in ADMIN_POSTS:
@@ -374,4 +388,79 @@ def test_canned_responses_transfer_report_and_audit(live: Stack) -> None:
     audit = admin.get("/console/audit").text
     for action in ("login", "ticket_claim", "ticket_reply", "ticket_transfer", "ticket_resolve",
                    "canned_save", "canned_delete", "report_view"):  # fmt: skip
+        assert f"<td>{action}</td>" in audit, action
+
+
+# --- campaigns --------------------------------------------------------------------------------
+
+DEMO_OPTED_IN_WEB = 8  # bot/demo_data.py: demo-customer-01 … -08 opted in on the web chat
+
+
+def campaign_form(**fields: str) -> dict[str, str]:
+    return {
+        "name": "Winter sale", "channel": "web",
+        "a_text": "Hi {first_name}, the winter sale is on!", "a_cards": "picked", "a_count": "2",
+        "a_button1_title": "Shop the sale",
+        "a_button1_url": "https://shop.example/sale", "timezone": "Europe/Berlin",
+        "quiet_start": "", "quiet_end": "", "attribution_days": "7", "intent": "send", **fields,
+    }  # fmt: skip
+
+
+def test_marketer_counts_previews_sends_and_reads_the_results(live: Stack) -> None:
+    mark = signed_in(live, MARKETER)
+    count = mark.post("/console/api/segments/count", {"channel": "web"})
+    assert count.status == 200, count.text
+    assert count.json() == {"matching": count.json()["matching"], "recipients": DEMO_OPTED_IN_WEB}
+    narrower = mark.post("/console/api/segments/count", {"channel": "web", "min_orders": "3"})
+    assert narrower.json()["recipients"] < DEMO_OPTED_IN_WEB
+    bad = mark.post("/console/api/segments/count", {"rfm": "vip"})
+    assert bad.status == 400 and "unknown RFM segment" in bad.json()["error"]["message"]
+
+    preview = mark.post("/console/campaigns/preview", campaign_form(), as_json=False)
+    assert preview.status == 200 and "Preview for" in preview.text
+    assert "the winter sale is on!" in preview.text and "Unsubscribe" in preview.text
+    wrong = mark.post("/console/campaigns", campaign_form(a_text="Hi {name}"))
+    assert wrong.status == 400 and "unknown placeholder" in wrong.json()["error"]["message"]
+    zone = mark.post("/console/campaigns", campaign_form(timezone="Mars/Olympus"))
+    assert zone.status == 400 and "time zone" in zone.json()["error"]["message"]
+
+    created = mark.post("/console/campaigns", campaign_form())
+    assert created.status == 200, created.text
+    campaign_id = created.json()["id"]
+    report = f"/console/campaigns/{campaign_id}"
+
+    def finished() -> bool:
+        return bool(mark.get(report, as_json=True).json()["status"] == "done")
+
+    deadline = time.monotonic() + 60
+    while not finished() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    state = mark.get(report, as_json=True).json()
+    assert state["status"] == "done" and state["total"]["audience"] == DEMO_OPTED_IN_WEB
+    # the customer's chat holds the message with cards, the tracked link and unsubscribe
+    history = chat_history(live, "demo-customer-01-northwind")["messages"]
+    message = next(m for m in history if "winter sale" in (m["text"] or ""))
+    assert message["text"].startswith("Hi ") and len(message["cards"]) == 2
+    link, unsubscribe = message["buttons"]
+    assert unsubscribe["payload"] == "/unsubscribe"
+    assert link["payload"].startswith(f"{live.base_url}/r/")
+    follow = ConsoleUser(live.base_url).get(link["payload"][len(live.base_url) :])
+    assert follow.status == 302 and follow.headers["Location"] == "https://shop.example/sale"
+    assert ConsoleUser(live.base_url).get("/r/forged-token").status == 404
+    assert mark.get(report, as_json=True).json()["total"]["clicked"] == 1
+    page = mark.get(report).text
+    assert page.count("<svg") == 3 and "Deliveries over time" in page
+    csv_lines = mark.get(f"{report}/export.csv").text.strip().splitlines()
+    assert len(csv_lines) == DEMO_OPTED_IN_WEB + 1 and csv_lines[0].startswith("delivery_id")
+
+    # a draft scheduled for later can be paused, resumed and cancelled, never resumed again
+    draft = mark.post("/console/campaigns", campaign_form(intent="draft", name="Later"))
+    draft_page = f"/console/campaigns/{draft.json()['id']}"
+    assert mark.post(f"{draft_page}/schedule", {"send_at": "2099-01-01T09:00"}).status == 200
+    assert mark.post(f"{draft_page}/pause").json()["status"] == "paused"
+    assert mark.post(f"{draft_page}/resume").json()["status"] == "scheduled"
+    assert mark.post(f"{draft_page}/cancel").json()["status"] == "cancelled"
+    assert mark.post(f"{draft_page}/resume").status == 409
+    audit = signed_in(live, ADMIN).get("/console/audit").text
+    for action in ("campaign_create", "campaign_pause", "campaign_cancel"):
         assert f"<td>{action}</td>" in audit, action

@@ -264,7 +264,7 @@ class Console:
     async def home(self, request: web.Request, me: StaffSession) -> web.StreamResponse:
         if me.staff.role in TICKET_ROLES:
             raise web.HTTPSeeOther(f"{COOKIE_PATH}/queue")
-        return self.render(request, "home.html", me, title="Console")
+        raise web.HTTPSeeOther(f"{COOKIE_PATH}/campaigns")  # marketers
 
     # --- queue ------------------------------------------------------------------------------
     async def queue_page(self, request: web.Request, me: StaffSession) -> web.StreamResponse:

@@ -145,6 +145,37 @@
     }
   }
 
+  // Campaign composer: the segment's live count follows every change of the filters.
+  function startSegmentCount(form) {
+    var out = document.getElementById("segment-count");
+    var csrf = document.body.getAttribute("data-csrf");
+    var timer = null;
+    function refresh() {
+      var body = new URLSearchParams(new FormData(form));
+      fetch("/console/api/segments/count", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "X-CSRF-Token": csrf, Accept: "application/json" },
+        body: body,
+      })
+        .then(function (r) { return r.json(); })
+        .then(function (data) {
+          if (data.error) out.textContent = data.error.message;
+          else out.textContent = data.recipients + " recipients (" + data.matching +
+            " customers match; the others have not opted in or cannot be reached)";
+          out.dataset.recipients = data.error ? "" : String(data.recipients);
+        })
+        .catch(function () { out.textContent = "Could not count the segment just now."; });
+    }
+    function soon() {
+      clearTimeout(timer);
+      timer = setTimeout(refresh, 250);
+    }
+    document.getElementById("segment").addEventListener("input", soon);
+    document.getElementById("segment").addEventListener("change", soon);
+    refresh();
+  }
+
   function start() {
     tickTimes();
     setInterval(tickTimes, 1000);
@@ -152,6 +183,8 @@
     if (page === "queue") startQueue();
     var ticket = document.querySelector(".ticket[data-ticket]");
     if (page === "ticket" && ticket) startTicket(ticket);
+    var campaignForm = document.getElementById("campaign-form");
+    if (page === "campaign-new" && campaignForm) startSegmentCount(campaignForm);
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
