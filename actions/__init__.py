@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from rasa_sdk import Action
 
-from actions.consent import ActionSetMarketingConsent
+from actions.consent import ActionSetMarketingConsent, ActionYoureWelcome
 from actions.fallback import ActionFallback
 from actions.handoff import ActionHandoff
 from actions.knowledge import ActionAnswerKnowledge
@@ -40,6 +40,7 @@ def build_actions(shop: Shop, services: Services) -> list[Action]:
         ActionProductSearch(shop),
         ActionSetMarketingConsent(shop, opted_in=True),
         ActionSetMarketingConsent(shop, opted_in=False),
+        ActionYoureWelcome(shop),
         ActionAnswerKnowledge(services),
         ActionRecommend(shop, services),
         ActionPhotoSearch(shop, services),

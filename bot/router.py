@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from sqlmodel import Session
 
-from bot.channels.base import InboundMessage, Reply
+from bot.channels.base import InboundMessage, Reply, text_for_rasa
 from bot.outbox import Outbox
 from bot.rasa_client import RasaClient, RasaUnavailable
 from bot.shop import Shop
@@ -141,7 +141,9 @@ class Router:
                 fresh = await self.shop.transaction(partial(_reload, message_id=_id(message)))
                 if fresh is None or fresh.status == MessageStatus.handled:
                     continue
-                turn = await self._process(fresh, fresh.payload or fresh.text or "", fresh.meta)
+                turn = await self._process(
+                    fresh, text_for_rasa(fresh.payload, fresh.text), fresh.meta
+                )
             if not turn.failed:
                 done += 1
                 await self.outbox.flush(message.conversation_id)

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     telegram_base_file_url: str = "https://api.telegram.org/file/bot"
     telegram_max_photo_bytes: int = 10 * 1024 * 1024
     telegram_poll_lease_seconds: float = 30.0
+    telegram_messages_per_s: float = 30.0  # the bot's overall budget (Telegram's own limit)
     # Campaigns (see the README's "Campaigns")
     campaign_rate_per_s: float = 25.0  # campaign messages/s; Telegram allows ~30/s per bot
     campaign_sender: bool = True  # run the sender here (one instance at a time holds a lease)

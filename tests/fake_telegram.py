@@ -58,6 +58,7 @@ class BotState:
     webhook_url: str = ""
     webhook_secret: str = ""
     calls: list[Call] = field(default_factory=list)
+    calls_by_chat: dict[int, list[Call]] = field(default_factory=dict)  # the same, per chat
 
 
 class FakeTelegram:
@@ -180,12 +181,9 @@ class FakeTelegram:
         self, token: str, method: str | None = None, chat_id: int | None = None
     ) -> list[Call]:
         with self._lock:
-            return [
-                c
-                for c in self._bots.setdefault(token, BotState()).calls
-                if (method is None or c.method == method)
-                and (chat_id is None or c.chat_id == chat_id)
-            ]
+            state = self._bots.setdefault(token, BotState())
+            calls = state.calls if chat_id is None else state.calls_by_chat.get(chat_id, [])
+            return [c for c in calls if method is None or c.method == method]
 
     def delivered_texts(self, token: str, chat_id: int) -> list[str]:
         """What the customer saw: texts and captions of accepted sends, in order."""
@@ -282,8 +280,11 @@ class FakeTelegram:
     def _record(
         self, state: BotState, method: str, chat_id: int | None, params: dict[str, Any], status: int
     ) -> None:
+        call = Call(method, chat_id, params, time.monotonic(), status)
         with self._lock:
-            state.calls.append(Call(method, chat_id, params, time.monotonic(), status))
+            state.calls.append(call)
+            if chat_id is not None:
+                state.calls_by_chat.setdefault(chat_id, []).append(call)
 
     async def _get_updates(self, state: BotState, params: dict[str, Any]) -> web.Response:
         with self._lock:

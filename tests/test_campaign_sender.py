@@ -98,13 +98,11 @@ async def harness(
         shop, {"telegram": channel}, LinkSigner("s", "http://127.0.0.1"), rate_per_s=rate,
         workers=8, batch=50, idle_s=0.01,
     )  # fmt: skip
-    workers = [asyncio.create_task(sender._worker()) for _ in range(sender.workers)]
+    sender.start_sending()
     try:
         yield Harness(shop, channel, sender, clock)
     finally:
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        await sender.stop_sending()
         await channel.bot.shutdown()
 
 
@@ -200,7 +198,7 @@ def test_interactive_replies_go_before_queued_campaign_messages(
     order = [c.chat_id for c in fake.calls(token, "sendMessage") if c.status == 200]
     position = order.index(9999)
     # the reply goes next: only a campaign message already admitted may slip in before it
-    # (8 workers keep asking for the budget; without priority it would wait its turn)
+    # (the campaign keeps asking for the budget; without priority the reply waits its turn)
     assert position <= before[0] + 1, (before, order)
     assert position < len(order) - 10
 

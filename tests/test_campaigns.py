@@ -14,7 +14,7 @@ from sqlmodel import Session
 
 from bot.campaigns.compose import LinkSigner, Person, Variant, check_variants, render
 from bot.campaigns.results import results, to_csv
-from bot.campaigns.segments import SegmentFilter, audience, customer_facts
+from bot.campaigns.segments import SegmentFilter, audience, customer_facts, snapshot
 from bot.store import campaigns as store
 from bot.store import channel_state, conversations
 from bot.store.campaigns import CampaignError, CampaignStatus, DeliveryStatus, Recipient
@@ -93,7 +93,7 @@ def shop(store_engine: Engine) -> dict[str, int]:
 def names(engine: Engine, spec: SegmentFilter, ids: dict[str, int]) -> tuple[set[str], int]:
     by_id = {v: k for k, v in ids.items()}
     with session_scope(engine) as s:
-        found = audience(customer_facts(s, NOW), spec, NOW)
+        found = audience(customer_facts(snapshot(s), NOW), spec, NOW)
     return {by_id[r.customer_id] for r in found.recipients}, found.matching
 
 
@@ -129,7 +129,7 @@ def test_segment_filters(store_engine: Engine, shop: dict[str, int]) -> None:
 
 def test_rfm_segments_of_the_fixture(store_engine: Engine, shop: dict[str, int]) -> None:
     with session_scope(store_engine) as s:
-        facts = {f.first_name: f for f in customer_facts(s, NOW)}
+        facts = {f.first_name: f for f in customer_facts(snapshot(s), NOW)}
     assert facts["Ana"].rfm == "champions"
     assert facts["Ben"].rfm == "new"
     assert facts["Cem"].rfm == "at_risk"
@@ -245,3 +245,79 @@ def test_results_attribute_clicks_replies_opt_outs_and_orders_inside_the_window(
     assert csv_text.splitlines()[0].startswith("delivery_id,customer_id")
     assert len(csv_text.splitlines()) == 5
     assert result.timeline and sum(n for _, n in result.timeline) == 3
+
+
+def test_quiet_hours_follow_the_campaign_time_zone_and_wrap_midnight() -> None:
+    from bot.campaigns.sender import in_quiet_hours
+    from bot.store.campaigns import Campaign
+
+    night = Campaign(name="n", status=CampaignStatus.scheduled, timezone="Europe/Berlin",
+                     quiet_start=21, quiet_end=8)  # fmt: skip
+    # 2025-06-02 is summer time: Berlin = UTC+2
+    assert in_quiet_hours(night, datetime(2025, 6, 2, 19, 30, tzinfo=UTC))  # 21:30 local
+    assert in_quiet_hours(night, datetime(2025, 6, 2, 5, 59, tzinfo=UTC))  # 07:59 local
+    assert not in_quiet_hours(night, datetime(2025, 6, 2, 6, 0, tzinfo=UTC))  # 08:00 local
+    lunch = Campaign(name="l", status=CampaignStatus.scheduled, quiet_start=12, quiet_end=14)
+    assert in_quiet_hours(lunch, datetime(2025, 6, 2, 13, 0, tzinfo=UTC))
+    assert not in_quiet_hours(lunch, datetime(2025, 6, 2, 14, 0, tzinfo=UTC))
+    assert not in_quiet_hours(Campaign(name="x", status=CampaignStatus.draft), NOW)
+
+
+def test_stop_and_unsubscribe_typed_alone_always_mean_opt_out() -> None:
+    from bot.channels.base import text_for_rasa
+
+    for typed in ("STOP", "stop", " Unsubscribe! ", "stop all"):
+        assert text_for_rasa(None, typed) == "/unsubscribe", typed
+    assert text_for_rasa(None, "stop my order") == "stop my order"
+    assert text_for_rasa("/greet", "stop") == "/greet"  # a button's payload wins
+
+
+def test_churn_risk_from_the_shops_own_history_feeds_the_segment_filter(
+    store_engine: Engine,
+) -> None:
+    from bot.campaigns.analytics import Analytics
+
+    with session_scope(store_engine) as s:
+        for i in range(40):
+            # loyal customers order every month up to now; lapsed ones stopped half a year ago
+            stopped = 0 if i % 2 == 0 else 180
+            orders = tuple((stopped + 30 * k + i % 7, "40") for k in range(12))
+            customer(s, f"Cust{i:02d}", orders=orders)
+        customer(s, "Never", orders=())
+    analytics = Analytics(store_engine)
+    summary = analytics.churn(NOW)
+    facts = analytics.facts(NOW)
+    assert summary.scores is not None and summary.evaluation is not None, summary.problem
+    assert summary.evaluation["auc"] > 0.8
+    risk = {f.first_name: f.churn_risk for f in facts}
+    assert risk["Never"] is None
+    lapsed = [risk[f"Cust{i:02d}"] for i in range(1, 40, 2)]
+    loyal = [risk[f"Cust{i:02d}"] for i in range(0, 40, 2)]
+    assert min(x for x in lapsed if x is not None) > max(x for x in loyal if x is not None)
+    high = audience(facts, SegmentFilter(min_churn_risk=0.5), NOW)
+    assert high.matching == 20
+
+
+def test_sent_rows_become_transcript_messages_in_one_go(
+    store_engine: Engine, shop: dict[str, int]
+) -> None:
+    with session_scope(store_engine) as s:
+        conversations.get_or_create_conversation(s, "telegram", "ana-chat")  # exists already
+        campaign = store.create_campaign(s, "Bulk", {}, [{"name": "A", "share": 100, "text": "x"}])
+        store.move(s, campaign.id or 0, "schedule", NOW)
+        store.start(
+            s, campaign, [Recipient(shop[p], "telegram", f"{p}-chat") for p in ("ana", "ben")], NOW
+        )
+        rows = store.deliveries_of(s, campaign.id or 0)
+        conversations.ensure_conversations(s, {("telegram", r.external_id): NOW for r in rows})
+        ids = conversations.record_delivered_outbound(
+            s, [(f"telegram:{r.external_id}", {"text": f"hi {r.external_id}"},
+                 {"delivery": r.id}, NOW) for r in rows],
+        )  # fmt: skip
+        store.mark_sent(s, [(r.id or 0, NOW, m) for r, m in zip(rows, ids, strict=True)])
+    with session_scope(store_engine) as s:
+        for row in store.deliveries_of(s, campaign.id or 0):
+            assert row.status is DeliveryStatus.sent and row.sent_at == NOW
+            (message,) = conversations.transcript(s, f"telegram:{row.external_id}")
+            assert message.id == row.message_id and message.text == f"hi {row.external_id}"
+            assert message.meta == {"delivery": row.id}

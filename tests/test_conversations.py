@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import select
 
 from actions.replies import human_date
-from bot.store import support
+from bot.store import channel_state, support
 from bot.store.db import make_engine, session_scope
 from bot.store.models import Order, OrderItem, ProductVariant, ReturnRequest
 from bot.store.orders import OrderView, list_order_views
@@ -278,6 +278,21 @@ def test_small_talk_and_capabilities(chat: Chat) -> None:
     assert "welcome" in chat.say("thanks!").lower()
     assert "bye" in chat.say("bye").lower()
     assert "bot" in chat.say("are you a bot?").lower()
+
+
+def test_thanks_offers_marketing_once_and_a_typed_stop_opts_out(stack: Stack, chat: Chat) -> None:
+    welcome, offer = chat.send("thanks, that helped")
+    assert "welcome" in welcome["text"].lower()
+    assert offer["buttons"] == [
+        {"title": "Yes, send me offers", "payload": "/newsletter_subscribe"}
+    ]
+    assert "you'll get our news and offers" in chat.press("/newsletter_subscribe")
+    assert len(chat.send("thank you")) == 1  # decided: never asked again
+    assert "won't get any more marketing messages" in chat.say("STOP")
+    engine = make_engine(f"sqlite:///{stack.data_dir / 'shop.db'}")
+    with session_scope(engine) as session:
+        consent = channel_state.current_consent(session, "web", chat.session)
+        assert consent is not None and not consent.opted_in and consent.source == "web:chat"
 
 
 def test_out_of_scope_gets_a_helpful_answer(chat: Chat) -> None:

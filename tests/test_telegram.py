@@ -231,6 +231,19 @@ def test_start_deep_link_help_and_stop(fake: FakeTelegram, tg: Stack) -> None:
         assert consent is not None and not consent.opted_in and consent.source == "telegram:/stop"
 
 
+def test_campaign_deep_link_opts_in_and_stop_typed_opts_out(fake: FakeTelegram, tg: Stack) -> None:
+    dana = Customer(fake, tg, 1012)
+    assert "you'll get our news and offers" in dana.say("/start subscribe-winter")
+    with session_scope(engine_of(tg)) as session:
+        consent = channel_state.current_consent(session, "telegram", "1012")
+        assert consent is not None and consent.opted_in
+        assert consent.source == "telegram:/start subscribe-winter"
+    assert "won't get any more marketing messages" in dana.say("STOP")
+    with session_scope(engine_of(tg)) as session:
+        consent = channel_state.current_consent(session, "telegram", "1012")
+        assert consent is not None and not consent.opted_in
+
+
 def test_inline_buttons_round_trip_with_a_long_payload(fake: FakeTelegram, tg: Stack) -> None:
     cleo = Customer(fake, tg, 1003)
     cleo.say("/start")

@@ -19,9 +19,11 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from recsys.rfm import OrderRecord
+
 from ..recommendations import Recommendations
-from ..store.models import Customer
-from .segments import CustomerFacts, customer_facts, order_records
+from ..store.db import session_scope
+from .segments import CustomerFacts, customer_facts, snapshot
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +38,11 @@ class ChurnSummary:
 
 
 def churn_summary(
-    session: Session, now: datetime, horizon_days: int = HORIZON_DAYS
+    records: list[OrderRecord], now: datetime, horizon_days: int = HORIZON_DAYS
 ) -> ChurnSummary:
     from recsys.churn import evaluate, train_for
 
-    records = [r for r in order_records(session) if r.placed_at <= now]
+    records = [r for r in records if r.placed_at <= now]
     try:
         model = train_for(records, now, horizon_days)
     except ValueError as error:
@@ -54,6 +56,8 @@ def churn_summary(
 
 
 class Analytics:
+    """Call from a worker thread, never inside a transaction: it opens a short one itself."""
+
     def __init__(
         self,
         engine: Engine,
@@ -71,24 +75,25 @@ class Analytics:
     def invalidate(self) -> None:
         self._cached = None
 
-    def facts(self, session: Session, now: datetime) -> list[CustomerFacts]:
-        return self._load(session, now)[0]
+    def facts(self, now: datetime) -> list[CustomerFacts]:
+        return self._load(now)[0]
 
-    def churn(self, session: Session, now: datetime) -> ChurnSummary:
-        return self._load(session, now)[1]
+    def churn(self, now: datetime) -> ChurnSummary:
+        return self._load(now)[1]
 
-    def _load(self, session: Session, now: datetime) -> tuple[list[CustomerFacts], ChurnSummary]:
+    def _load(self, now: datetime) -> tuple[list[CustomerFacts], ChurnSummary]:
         with self._lock:
             cached = self._cached
             if cached is not None and self._clock() - cached[0] < self.ttl_s:
                 return cached[1], cached[2]
-            churn = churn_summary(session, now)
+            with session_scope(self.engine) as session:
+                snap = snapshot(session)
+            churn = churn_summary(snap.orders, now)
             affinity: dict[int, str] = {}
             recommender = self.recommender()
             if recommender is not None:
-                ids = [i for i in session.exec(select(Customer.id)).all() if i is not None]
-                affinity = recommender.category_affinity(ids, session=session)
-            facts = customer_facts(session, now, churn=churn.scores, affinity=affinity)
+                affinity = recommender.category_affinity([c[0] for c in snap.customers])
+            facts = customer_facts(snap, now, churn=churn.scores, affinity=affinity)
             self._cached = (self._clock(), facts, churn)
             return facts, churn
 

@@ -19,8 +19,8 @@ from sqlmodel import Session, col, select
 
 from recsys.rfm import SEGMENTS, OrderRecord, rfm_features, rfm_segments
 
+from ..store import channel_state
 from ..store.campaigns import Recipient
-from ..store.channel_state import MARKETING, Consent
 from ..store.models import ChannelIdentity, Customer, Order, OrderStatus
 
 log = logging.getLogger(__name__)
@@ -112,60 +112,74 @@ def order_records(session: Session) -> list[OrderRecord]:
     ]
 
 
-def current_consents(session: Session) -> dict[tuple[str, str], bool]:
-    """The newest marketing consent of every identity (append-only rows, newest wins)."""
-    stmt = (
-        select(Consent.channel, Consent.external_id, Consent.opted_in)
-        .where(Consent.purpose == MARKETING)
-        .order_by(col(Consent.created_at), col(Consent.id))
+@dataclass(frozen=True)
+class ShopSnapshot:
+    """What segments are computed from, read in one short transaction (plain tuples, so the
+    computing happens outside it: on SQLite a transaction holds the write lock)."""
+
+    orders: list[OrderRecord]
+    consents: dict[tuple[str, str], bool]
+    identities: list[tuple[int, str, str, bool]]  # customer, channel, external id, reachable
+    customers: list[tuple[int, str, str, str]]  # id, first name, last name, country
+
+
+def snapshot(session: Session) -> ShopSnapshot:
+    identities = session.exec(
+        select(
+            col(ChannelIdentity.customer_id),
+            col(ChannelIdentity.channel),
+            col(ChannelIdentity.external_id),
+            col(ChannelIdentity.unreachable_at),
+        ).where(col(ChannelIdentity.customer_id).is_not(None))
+    ).all()
+    customers = session.exec(
+        select(
+            col(Customer.id), col(Customer.first_name), col(Customer.last_name),
+            col(Customer.country),
+        ).order_by(col(Customer.id))
+    ).all()  # fmt: skip
+    return ShopSnapshot(
+        orders=order_records(session),
+        consents=channel_state.current_consents(session),
+        identities=[(c, ch, ext, gone is None) for c, ch, ext, gone in identities if c is not None],
+        customers=[(i, first, last, country) for i, first, last, country in customers if i],
     )
-    return {(ch, ext): opted for ch, ext, opted in session.exec(stmt).all()}
 
 
 def customer_facts(
-    session: Session,
+    snap: ShopSnapshot,
     now: datetime,
     churn: Mapping[str, float] | None = None,
     affinity: Mapping[int, str] | None = None,
 ) -> list[CustomerFacts]:
-    records = [r for r in order_records(session) if r.placed_at <= now]
+    records = [r for r in snap.orders if r.placed_at <= now]
     features = rfm_features(records, now)
     segments = rfm_segments(features)
-    consents = current_consents(session)
     reach: dict[int, list[Reach]] = {}
-    identities = session.exec(
-        select(ChannelIdentity).where(col(ChannelIdentity.customer_id).is_not(None))
-    ).all()
-    for identity in identities:
-        assert identity.customer_id is not None
-        reach.setdefault(identity.customer_id, []).append(
-            Reach(
-                identity.channel,
-                identity.external_id,
-                consented=consents.get((identity.channel, identity.external_id), False),
-                reachable=identity.unreachable_at is None,
-            )
+    for customer_id, channel, external_id, reachable in snap.identities:
+        consented = snap.consents.get((channel, external_id), False)
+        reach.setdefault(customer_id, []).append(
+            Reach(channel, external_id, consented=consented, reachable=reachable)
         )
     facts = []
-    for customer in session.exec(select(Customer).order_by(col(Customer.id))).all():
-        assert customer.id is not None
-        key = str(customer.id)
+    for customer_id, first_name, last_name, country in snap.customers:
+        key = str(customer_id)
         f = features.get(key)
         facts.append(
             CustomerFacts(
-                customer_id=customer.id,
-                first_name=customer.first_name,
-                last_name=customer.last_name,
-                country=customer.country,
+                customer_id=customer_id,
+                first_name=first_name,
+                last_name=last_name,
+                country=country,
                 orders=f.frequency if f else 0,
                 spend=round(f.monetary, 2) if f else 0.0,
                 last_order_at=None if f is None else _last_order(now, f.recency_days),
                 rfm=segments.get(key),
                 churn_risk=None if churn is None or f is None else churn.get(key),
-                affinity=(affinity or {}).get(customer.id),
+                affinity=(affinity or {}).get(customer_id),
                 reach=tuple(
                     sorted(
-                        reach.get(customer.id, []),
+                        reach.get(customer_id, []),
                         key=lambda r: (CHANNEL_PREFERENCE.get(r.channel, 9), r.external_id),
                     )
                 ),

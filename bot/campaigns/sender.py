@@ -24,9 +24,11 @@ import logging
 import os
 import socket
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol
+from functools import partial
+from typing import Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from aiolimiter import AsyncLimiter
@@ -38,13 +40,16 @@ from ..shop import Shop
 from ..store import campaigns as store
 from ..store import channel_state, conversations, support
 from ..store.campaigns import Campaign, CampaignDelivery, DeliveryStatus
-from ..store.models import ChannelIdentity, Customer, MessageStatus
+from ..store.db import session_scope
+from ..store.models import Customer
 from .compose import LinkSigner, Person, Variant, render, variants_from_json
-from .segments import CustomerFacts, SegmentFilter, audience, customer_facts
+from .segments import CustomerFacts, SegmentFilter, audience, customer_facts, snapshot
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 LEASE = "campaign-sender"
+CLAIM_WINDOW_S = 0.05  # deliveries admitted within this window are claimed together
 MAX_ATTEMPTS = 5
 HANDOFF_WAIT = timedelta(minutes=15)
 
@@ -88,7 +93,7 @@ class CampaignSender:
         transports: dict[str, CampaignTransport],
         signer: LinkSigner,
         recommender: Callable[[], Recommendations | None] = lambda: None,
-        facts: Callable[[Session, datetime], list[CustomerFacts]] | None = None,
+        facts: Callable[[datetime], list[CustomerFacts]] | None = None,
         rate_per_s: float = 25.0,
         workers: int = 32,
         batch: int = 200,
@@ -102,20 +107,24 @@ class CampaignSender:
         # a bucket of a tenth of a second's messages: smooth, but late wake-ups catch up
         burst = max(1.0, rate_per_s / 10)
         self.budget = AsyncLimiter(burst, burst / rate_per_s)
-        self.workers = workers
+        self.claim_group = max(1, int(rate_per_s * CLAIM_WINDOW_S))
         self.batch = batch
         self.idle_s = idle_s
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._queue: asyncio.Queue[Prepared] = asyncio.Queue(maxsize=batch)
         self._done: list[Done] = []
         self._in_flight: set[int] = set()
+        self._sending = asyncio.Semaphore(workers)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._background: list[asyncio.Task[None]] = []
+        # the sender's own store thread: its transactions never queue in front of a reply's
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="campaign-db")
         self._recovered = False
         self.sent = 0
 
     # --- running --------------------------------------------------------------------------
     async def run_forever(self) -> None:
-        workers = [asyncio.create_task(self._worker()) for _ in range(self.workers)]
-        finisher = asyncio.create_task(self._finish_forever())
+        self.start_sending()
         try:
             while True:
                 try:
@@ -126,32 +135,50 @@ class CampaignSender:
                 if not queued:
                     await asyncio.sleep(self.idle_s)
         finally:
-            for task in [*workers, finisher]:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await self._flush_done()
+            await self.stop_sending()
             with contextlib.suppress(Exception):
-                await self.shop.transaction(
-                    lambda s: channel_state.release_lease(s, LEASE, self.holder)
-                )
+                await self._tx(lambda s: channel_state.release_lease(s, LEASE, self.holder))
+            self._db.shutdown(wait=False)
+
+    def start_sending(self) -> None:
+        """The dispatcher (admission, claims) and the result writer, in the background."""
+        self._background = [
+            asyncio.create_task(self._dispatch()),
+            asyncio.create_task(self._finish_forever()),
+        ]
+
+    async def stop_sending(self) -> None:
+        for task in [*self._background, *self._tasks]:
+            task.cancel()
+        for task in [*self._background, *self._tasks]:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._background = []
+        await self._flush_done()
+
+    async def _tx(self, work: Callable[[Session], T]) -> T:
+        def run() -> T:
+            with session_scope(self.shop.engine) as session:
+                return work(session)
+
+        return await asyncio.get_running_loop().run_in_executor(self._db, run)
 
     async def step(self) -> int:
         """Start what is due and queue one batch of deliveries; the number queued."""
         now = self.shop.now()
-        held = await self.shop.transaction(
+        held = await self._tx(
             lambda s: channel_state.acquire_lease(s, LEASE, self.holder, timedelta(seconds=60), now)
         )
         if not held:
             return 0
         if not self._recovered:
-            lost = await self.shop.transaction(store.recover_interrupted)
+            lost = await self._tx(store.recover_interrupted)
             if lost:
                 log.warning("%d campaign deliveries were interrupted mid-send: not resent", lost)
             self._recovered = True
         await self._start_due(now)
         recommender = await asyncio.to_thread(self._recommender)  # never inside a transaction
-        prepared = await self.shop.transaction(lambda s: self._prepare(s, now, recommender))
+        prepared = await self._tx(lambda s: self._prepare(s, now, recommender))
         for item in prepared:
             self._in_flight.add(item.delivery_id)
             await self._queue.put(item)
@@ -166,7 +193,7 @@ class CampaignSender:
 
     # --- starting campaigns ---------------------------------------------------------------
     async def _start_due(self, now: datetime) -> None:
-        due = await self.shop.transaction(lambda s: store.due_to_start(s, now))
+        due = await self._tx(lambda s: store.due_to_start(s, now))
         for campaign in due:
             if in_quiet_hours(campaign, now):
                 continue
@@ -174,20 +201,28 @@ class CampaignSender:
             await self.start(campaign.id, now)
 
     async def start(self, campaign_id: int, now: datetime) -> int:
+        facts = await asyncio.to_thread(self._facts, now)  # computed outside any transaction
+
         def work(session: Session) -> int:
             campaign = store.get_campaign(session, campaign_id)
             if campaign.status is not store.CampaignStatus.scheduled:
                 return 0
             spec = SegmentFilter.model_validate(campaign.segment)
-            facts = self.facts(session, now) if self.facts else customer_facts(session, now)
             recipients = audience(facts, spec, now).recipients
             return store.start(session, campaign, recipients, now)
 
-        count = await self.shop.transaction(work)
+        count = await self._tx(work)
         log.info("campaign %d started: %d recipients", campaign_id, count)
         return count
 
     # --- preparing ------------------------------------------------------------------------
+    def _facts(self, now: datetime) -> list[CustomerFacts]:
+        if self.facts is not None:
+            return self.facts(now)
+        with session_scope(self.shop.engine) as session:
+            snap = snapshot(session)
+        return customer_facts(snap, now)
+
     def _recommender(self) -> Recommendations | None:
         try:
             return self.recommender()
@@ -238,38 +273,65 @@ class CampaignSender:
         return prepared
 
     # --- sending --------------------------------------------------------------------------
-    async def _worker(self) -> None:
+    async def _dispatch(self) -> None:
+        """Admit deliveries at the campaign's pace, claim them a few at a time (one small
+        transaction per group), then send each claimed one."""
+        loop = asyncio.get_running_loop()
         while True:
-            item = await self._queue.get()
+            group = [await self._queue.get()]
+            await self._admit(group[0])
+            until = loop.time() + CLAIM_WINDOW_S
+            while len(group) < self.claim_group and loop.time() < until:
+                try:
+                    item = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                await self._admit(item)
+                group.append(item)
+            ready = [i for i in group if i.channel in self.transports]
+            for item in group:
+                if item.channel not in self.transports:
+                    error = f"the {item.channel} channel is not connected"
+                    self._finish(item, SendOutcome("retry", error))
             try:
-                outcome = await self._send_one(item)
-                if outcome is not None:
-                    self._done.append(Done(item, outcome, self.shop.now()))
-                    if len(self._done) >= 100:
-                        await self._flush_done()
+                claimed = await self._tx(partial(_claim_all, items=ready, now=self.shop.now()))
             except Exception:
-                log.exception("campaign delivery %d failed", item.delivery_id)
-                self._done.append(
-                    Done(item, SendOutcome("retry", "internal error"), self.shop.now())
-                )
-            finally:
-                self._in_flight.discard(item.delivery_id)
-                self._queue.task_done()
+                log.exception("claiming campaign deliveries failed; they stay pending")
+                claimed = []
+            for item in ready:
+                if item in claimed:
+                    await self._sending.acquire()
+                    task = asyncio.create_task(self._send(item))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                else:  # skipped, postponed or paused inside the claim
+                    self._in_flight.discard(item.delivery_id)
 
-    async def _send_one(self, item: Prepared) -> SendOutcome | None:
+    async def _admit(self, item: Prepared) -> None:
         transport = self.transports.get(item.channel)
-        if transport is None:
-            return SendOutcome("retry", f"the {item.channel} channel is not connected")
-        await self.budget.acquire()
-        await transport.admit_campaign()
-        go = await self.shop.transaction(lambda s: _claim(s, item, self.shop.now()))
-        if not go:
-            return None  # skipped or postponed inside the claim
-        return await transport.send_campaign(item.external_id, item.reply)
+        if transport is not None:
+            await self.budget.acquire()
+            await transport.admit_campaign()
+
+    async def _send(self, item: Prepared) -> None:
+        try:
+            outcome = await self.transports[item.channel].send_campaign(
+                item.external_id, item.reply
+            )
+        except Exception:
+            log.exception("campaign delivery %d failed", item.delivery_id)
+            outcome = SendOutcome("retry", "internal error")
+        finally:
+            self._sending.release()
+        self._finish(item, outcome)
+
+    def _finish(self, item: Prepared, outcome: SendOutcome) -> None:
+        self._done.append(Done(item, outcome, self.shop.now()))
+        self._in_flight.discard(item.delivery_id)
 
     async def _finish_forever(self) -> None:
         while True:
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.25)
             try:
                 await self._flush_done()
             except Exception:
@@ -280,7 +342,7 @@ class CampaignSender:
         if not done:
             return
         try:
-            await self.shop.transaction(lambda s: _record(s, done))
+            await self._tx(lambda s: _record(s, done))
         except Exception:
             self._done = done + self._done
             raise
@@ -293,7 +355,7 @@ class CampaignSender:
             for campaign in store.sending_campaigns(session):
                 store.finish_if_done(session, campaign, now)
 
-        await self.shop.transaction(work)
+        await self._tx(work)
 
 
 def _people(session: Session, customer_ids: list[int]) -> dict[int, Person]:
@@ -307,71 +369,95 @@ def _people(session: Session, customer_ids: list[int]) -> dict[int, Person]:
     }
 
 
-def _claim(session: Session, item: Prepared, now: datetime) -> bool:
-    """The last check before the wire; True when the row is now `sending`."""
-    row = session.get(CampaignDelivery, item.delivery_id, populate_existing=True)
-    campaign = session.get(Campaign, item.campaign_id, populate_existing=True)
-    if row is None or campaign is None or row.status is not DeliveryStatus.pending:
-        return False
-    if campaign.status is not store.CampaignStatus.sending:
-        return False  # paused or cancelled since the batch was read
-    consent = channel_state.current_consent(session, row.channel, row.external_id)
-    identity = _identity(session, row.channel, row.external_id)
-    if consent is None or not consent.opted_in:
-        store.mark(session, [item.delivery_id], DeliveryStatus.skipped, error="no consent")
-        return False
-    if identity is not None and identity.unreachable_at is not None:
-        store.mark(session, [item.delivery_id], DeliveryStatus.failed, error="unreachable")
-        return False
-    conversation_id = conversations.conversation_id_for(row.channel, row.external_id)
-    if support.in_human_mode(session, conversation_id):
-        if campaign.send_after_handoff:
-            store.mark(
-                session, [item.delivery_id], DeliveryStatus.pending,
-                error="in a conversation with staff: later", retry_at=now + HANDOFF_WAIT,
-            )  # fmt: skip
-        else:
-            store.mark(
-                session, [item.delivery_id], DeliveryStatus.skipped,
-                error="in a conversation with staff",
-            )  # fmt: skip
-        return False
-    store.mark(session, [item.delivery_id], DeliveryStatus.sending, count_attempt=True)
-    return True
-
-
-def _identity(session: Session, channel: str, external_id: str) -> ChannelIdentity | None:
-    stmt = select(ChannelIdentity).where(
-        ChannelIdentity.channel == channel, ChannelIdentity.external_id == external_id
+def _claim_all(session: Session, items: list[Prepared], now: datetime) -> list[Prepared]:
+    """The last check before the wire, for a group: consent, reachability, hand-off and the
+    campaign's state are read now; the rows that pass become `sending` (others are skipped,
+    postponed or left for later)."""
+    ids = [i.delivery_id for i in items]
+    rows = {
+        r.id: r
+        for r in session.exec(
+            select(CampaignDelivery)
+            .where(col(CampaignDelivery.id).in_(ids))
+            .execution_options(populate_existing=True)
+        )
+    }
+    campaigns = {
+        c.id: c
+        for c in session.exec(
+            select(Campaign)
+            .where(col(Campaign.id).in_({i.campaign_id for i in items}))
+            .execution_options(populate_existing=True)
+        )
+    }
+    keys = {(r.channel, r.external_id) for r in rows.values()}
+    consents = channel_state.current_consents(session, keys)
+    unreachable = channel_state.unreachable_among(session, keys)
+    with_staff = support.in_human_mode_among(
+        session, {conversations.conversation_id_for(*key) for key in keys}
     )
-    return session.exec(stmt).first()
+    claimed: list[Prepared] = []
+    skipped: dict[str, list[int]] = {}
+    later: list[int] = []
+    for item in items:
+        row, campaign = rows.get(item.delivery_id), campaigns.get(item.campaign_id)
+        if row is None or campaign is None or row.status is not DeliveryStatus.pending:
+            continue
+        if campaign.status is not store.CampaignStatus.sending:
+            continue  # paused or cancelled since the batch was read
+        key = (row.channel, row.external_id)
+        if not consents.get(key, False):
+            skipped.setdefault("no consent", []).append(item.delivery_id)
+        elif key in unreachable:
+            store.mark(session, [item.delivery_id], DeliveryStatus.failed, error="unreachable")
+        elif conversations.conversation_id_for(*key) in with_staff:
+            if campaign.send_after_handoff:
+                later.append(item.delivery_id)
+            else:
+                skipped.setdefault("in a conversation with staff", []).append(item.delivery_id)
+        else:
+            claimed.append(item)
+    for error, skipped_ids in skipped.items():
+        store.mark(session, skipped_ids, DeliveryStatus.skipped, error=error)
+    store.mark(
+        session, later, DeliveryStatus.pending,
+        error="in a conversation with staff: later", retry_at=now + HANDOFF_WAIT,
+    )  # fmt: skip
+    store.mark(
+        session, [i.delivery_id for i in claimed], DeliveryStatus.sending, count_attempt=True
+    )
+    return claimed
 
 
 def _record(session: Session, done: list[Done]) -> None:
+    """Write a batch of outcomes: sent ones become transcript messages (set-based)."""
+    sent = [d for d in done if d.outcome.status == "sent"]
+    if sent:
+        conversations.ensure_conversations(
+            session, {(d.prepared.channel, d.prepared.external_id): d.at for d in sent}
+        )
+        message_ids = conversations.record_delivered_outbound(
+            session,
+            [
+                (
+                    conversations.conversation_id_for(d.prepared.channel, d.prepared.external_id),
+                    d.prepared.reply.to_json(),
+                    {"campaign": d.prepared.campaign_id, "delivery": d.prepared.delivery_id},
+                    d.at,
+                )
+                for d in sent
+            ],
+        )
+        store.mark_sent(
+            session,
+            [(d.prepared.delivery_id, d.at, mid) for d, mid in zip(sent, message_ids, strict=True)],
+        )
     for d in done:
         item, outcome = d.prepared, d.outcome
         ids = [item.delivery_id]
         if outcome.status == "sent":
-            conversation = conversations.get_or_create_conversation(
-                session, item.channel, item.external_id, now=d.at
-            )
-            message = conversations.record_outbound(
-                session, conversation.id, item.reply.to_json(), None, now=d.at
-            )
-            message.status = MessageStatus.delivered
-            message.delivered_at = d.at
-            message.attempts = 1
-            message.meta = {"campaign": item.campaign_id, "delivery": item.delivery_id}
-            session.add(message)
-            session.flush()
-            row = session.get(CampaignDelivery, item.delivery_id)
-            if row is not None:
-                row.status = DeliveryStatus.sent
-                row.sent_at = d.at
-                row.error = None
-                row.message_id = message.id
-                session.add(row)
-        elif outcome.status == "retry" and item.attempts + 1 < MAX_ATTEMPTS:
+            continue
+        if outcome.status == "retry" and item.attempts + 1 < MAX_ATTEMPTS:
             retry_at = d.at + store.backoff(item.attempts + 1)
             store.mark(session, ids, DeliveryStatus.pending, error=outcome.error, retry_at=retry_at)
         else:

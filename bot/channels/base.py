@@ -83,6 +83,19 @@ class Reply:
         )
 
 
+OPT_OUT_KEYWORDS = frozenset({"stop", "unsubscribe", "stop all"})
+
+
+def text_for_rasa(payload: str | None, text: str | None) -> str:
+    """What Rasa gets: the button payload, else the text — with the opt-out keywords ("STOP",
+    "unsubscribe" on their own) as the unsubscribe intent, so they always work."""
+    if payload:
+        return payload
+    if text and text.strip().strip(".!").lower() in OPT_OUT_KEYWORDS:
+        return "/unsubscribe"
+    return text or ""
+
+
 @dataclass(frozen=True)
 class InboundMessage:
     """A customer's message as it arrives from any channel."""
@@ -100,7 +113,7 @@ class InboundMessage:
 
     @property
     def rasa_text(self) -> str:
-        return self.payload or self.text or ""
+        return text_for_rasa(self.payload, self.text)
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,7 @@ TYPING_EVERY_S = 4.5  # Telegram shows "typing…" for 5 s
 SENT_MEMORY = 10_000
 
 GREETING_PAYLOAD = "/greet"
+SUBSCRIBE_PAYLOAD = "/newsletter_subscribe"
 HELP_PAYLOAD = "/capabilities"
 
 UNSUPPORTED = Reply(
@@ -122,13 +123,13 @@ def webhook_path(settings: Settings) -> str:
     return path if path not in ("", "/") else DEFAULT_WEBHOOK_PATH
 
 
-def build_application(settings: Settings, rate_limiter: BaseRateLimiter[Any] | None) -> Application:
+def build_application(settings: Settings, rate_limiter: BaseRateLimiter[Any]) -> Application:
     builder = (
         Application.builder()
         .token(settings.telegram_bot_token)
         .base_url(settings.telegram_base_url)
         .base_file_url(settings.telegram_base_file_url)
-        .rate_limiter(rate_limiter or PerChatRateLimiter())
+        .rate_limiter(rate_limiter)
         .updater(None)  # we poll ourselves: an update is confirmed only once it is stored
         .connect_timeout(10)
         .read_timeout(20)
@@ -147,7 +148,7 @@ class TelegramChannel:
     ) -> None:
         self.router = router
         self.settings = settings
-        self.limiter = rate_limiter or PerChatRateLimiter()
+        self.limiter = rate_limiter or PerChatRateLimiter(settings.telegram_messages_per_s)
         self.application = build_application(settings, self.limiter)
         self.bot = self.application.bot
         self.media = MediaStore(settings.data_dir / "media", settings.telegram_max_photo_bytes)
@@ -412,7 +413,9 @@ class TelegramChannel:
         argument = argument.strip()
         if command == "/start":
             extra = {"start_param": argument[:64]} if argument else {}
-            inbound = self._inbound(update, message, message.text, GREETING_PAYLOAD, **extra)
+            # t.me/<bot>?start=subscribe… (a campaign's deep link) opts in, source recorded
+            payload = SUBSCRIBE_PAYLOAD if argument.startswith("subscribe") else GREETING_PAYLOAD
+            inbound = self._inbound(update, message, message.text, payload, **extra)
             await self._route(inbound)
         elif command == "/help":
             await self._route(self._inbound(update, message, message.text, HELP_PAYLOAD))

@@ -4,6 +4,7 @@ a CSV export. Every page is a plain form; console.js only adds the live count.""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -88,13 +89,8 @@ class CampaignPages:
         preview: dict[str, Any] | None,
         status: int = 200,
     ) -> web.Response:
-        now = self.shop.now()
-
-        def load(session: Session) -> dict[str, Any]:
-            churn = self.analytics.churn(session, now)
-            return {"churn": churn, "categories": categories(session)}
-
-        context = await self.shop.transaction(load)
+        churn = await asyncio.to_thread(self.analytics.churn, self.shop.now())
+        context = {"churn": churn, "categories": await self.shop.transaction(categories)}
         response: web.Response = self.console.render(
             request,
             "campaign_new.html",
@@ -119,12 +115,8 @@ class CampaignPages:
                 {"error": {"code": "invalid", "message": problem.message}}, status=400
             )
         now = self.shop.now()
-
-        def work(session: Session) -> dict[str, int]:
-            result = audience(self.analytics.facts(session, now), spec, now)
-            return {"matching": result.matching, "recipients": result.count}
-
-        return web.json_response(await self.shop.transaction(work))
+        result = audience(await asyncio.to_thread(self.analytics.facts, now), spec, now)
+        return web.json_response({"matching": result.matching, "recipients": result.count})
 
     async def preview(self, request: web.Request, me: StaffSession) -> web.StreamResponse:
         form = await request.post()
@@ -135,10 +127,10 @@ class CampaignPages:
             return await self._composer(request, me, form, problem.message, None, 400)
         now = self.shop.now()
         recommender = self.recommender()
+        facts = await asyncio.to_thread(self.analytics.facts, now)
+        found = audience(facts, spec, now)
 
         def work(session: Session) -> dict[str, Any]:
-            facts = self.analytics.facts(session, now)
-            found = audience(facts, spec, now)
             sample = next(
                 (
                     f

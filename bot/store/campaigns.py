@@ -328,6 +328,19 @@ def mark(
     )
 
 
+def mark_sent(session: Session, sent: Sequence[tuple[int, datetime, int]]) -> None:
+    """(delivery id, sent at, transcript message id) for each delivered row, in one go."""
+    if sent:
+        session.execute(
+            update(CampaignDelivery),
+            [
+                {"id": d, "status": DeliveryStatus.sent, "sent_at": at, "error": None,
+                 "message_id": m}
+                for d, at, m in sent
+            ],
+        )  # fmt: skip
+
+
 def record_click(session: Session, delivery_id: int, now: datetime) -> CampaignDelivery | None:
     delivery = session.get(CampaignDelivery, delivery_id)
     if delivery is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy import Index, update
@@ -206,3 +207,36 @@ def current_consent(
         .order_by(col(Consent.created_at).desc(), col(Consent.id).desc())
     )
     return session.exec(stmt).first()
+
+
+def current_consents(
+    session: Session,
+    identities: Collection[tuple[str, str]] | None = None,
+    purpose: str = MARKETING,
+) -> dict[tuple[str, str], bool]:
+    """The newest consent of each identity (all identities when None): opted in or not."""
+    stmt = (
+        select(Consent.channel, Consent.external_id, Consent.opted_in)
+        .where(Consent.purpose == purpose)
+        .order_by(col(Consent.created_at), col(Consent.id))
+    )
+    if identities is not None:
+        if not identities:
+            return {}
+        stmt = stmt.where(col(Consent.external_id).in_({e for _, e in identities}))
+    found = {(ch, ext): opted for ch, ext, opted in session.exec(stmt).all()}
+    if identities is None:
+        return found
+    return {key: value for key, value in found.items() if key in identities}
+
+
+def unreachable_among(
+    session: Session, identities: Collection[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    if not identities:
+        return set()
+    stmt = select(ChannelIdentity.channel, ChannelIdentity.external_id).where(
+        col(ChannelIdentity.external_id).in_({e for _, e in identities}),
+        col(ChannelIdentity.unreachable_at).is_not(None),
+    )
+    return {(ch, ext) for ch, ext in session.exec(stmt).all() if (ch, ext) in identities}

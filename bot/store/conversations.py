@@ -8,9 +8,13 @@ repeats one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -177,6 +181,47 @@ def record_outbound(
     session.add(message)
     session.flush()
     return message
+
+
+def ensure_conversations(session: Session, first_seen: Mapping[tuple[str, str], datetime]) -> None:
+    """Create the conversations of these (channel, external id) pairs that do not exist yet,
+    in one statement; one created meanwhile by a customer's message is left as it is."""
+    if not first_seen:
+        return
+    rows = [
+        {"id": conversation_id_for(ch, ext), "channel": ch, "external_id": ext, "created_at": at}
+        for (ch, ext), at in first_seen.items()
+    ]
+    dialect = session.get_bind().dialect.name
+    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(Conversation)
+    session.execute(statement.on_conflict_do_nothing(), rows)
+
+
+def record_delivered_outbound(
+    session: Session, messages: Sequence[tuple[str, dict[str, Any], dict[str, Any], datetime]]
+) -> list[int]:
+    """Store outbound messages that a channel already accepted (campaign sends), as
+    (conversation id, body, metadata, time); their ids in the same order."""
+    if not messages:
+        return []
+    rows = [
+        {
+            "conversation_id": conversation_id,
+            "direction": Direction.outbound,
+            "text": body.get("text") if isinstance(body.get("text"), str) else None,
+            "body": body,
+            "meta": meta,
+            "status": MessageStatus.delivered,
+            "attempts": 1,
+            "created_at": at,
+            "delivered_at": at,
+        }
+        for conversation_id, body, meta, at in messages
+    ]
+    result = session.execute(
+        insert(Message).returning(col(Message.id), sort_by_parameter_order=True), rows
+    )
+    return [int(row[0]) for row in result.all()]
 
 
 def mark_delivered(session: Session, message_id: int, now: datetime | None = None) -> Message:

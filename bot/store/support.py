@@ -11,6 +11,7 @@ UPDATE matches no row and it is told who has the ticket.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -264,6 +265,16 @@ def open_ticket_for(session: Session, conversation_id: str) -> HandoffTicket | N
 def in_human_mode(session: Session, conversation_id: str) -> bool:
     """True while a ticket of this conversation is waiting or assigned."""
     return open_ticket_for(session, conversation_id) is not None
+
+
+def in_human_mode_among(session: Session, conversation_ids: Collection[str]) -> set[str]:
+    """Which of these conversations a person owns right now."""
+    if not conversation_ids:
+        return set()
+    stmt = select(HandoffTicket.open_key).where(
+        col(HandoffTicket.open_key).in_(list(conversation_ids))
+    )
+    return {key for key in session.exec(stmt).all() if key is not None}
 
 
 def open_ticket(
