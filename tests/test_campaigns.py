@@ -321,3 +321,21 @@ def test_sent_rows_become_transcript_messages_in_one_go(
             (message,) = conversations.transcript(s, f"telegram:{row.external_id}")
             assert message.id == row.message_id and message.text == f"hi {row.external_id}"
             assert message.meta == {"delivery": row.id}
+
+
+def test_composer_form_splits_a_and_b_evenly_when_a_still_says_100() -> None:
+    from multidict import MultiDict
+
+    from bot.console.campaigns import FormProblem, variants_from_form
+
+    form = MultiDict({"a_text": "Hi {first_name}", "a_share": "100", "b_text": "Hello!"})
+    a, b = variants_from_form(form)
+    assert (a.name, a.share, b.name, b.share) == ("A", 50, "B", 50)
+    form = MultiDict({"a_text": "x", "a_share": "70", "b_text": "y", "b_share": "50"})
+    assert [v.share for v in variants_from_form(form)] == [70, 30]
+    with pytest.raises(FormProblem, match="http"):
+        variants_from_form(
+            MultiDict(
+                {"a_text": "x", "a_button1_title": "Go", "a_button1_url": "javascript:alert(1)"}
+            )
+        )

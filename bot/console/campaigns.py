@@ -403,8 +403,12 @@ def variants_from_form(form: Any) -> list[Variant]:
         except ValidationError as err:
             raise FormProblem(f"Message {name}: {_first_error(err)}") from err
     if len(variants) == 2 and sum(v.share for v in variants) != 100:
-        b = variants[1].model_copy(update={"share": 100 - variants[0].share})
-        variants[1] = b
+        # B added while A still says 100 %: an even split; otherwise B takes the rest
+        a_share = 50 if variants[0].share == 100 else variants[0].share
+        variants = [
+            variants[0].model_copy(update={"share": a_share}),
+            variants[1].model_copy(update={"share": 100 - a_share}),
+        ]
     try:
         return check_variants(variants)
     except ValueError as err:

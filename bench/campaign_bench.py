@@ -1,0 +1,293 @@
+"""Campaign benchmark: a big campaign through the real stack to the fake Telegram peer.
+
+    .venv/bin/python bench/campaign_bench.py [--recipients 100000] [--rate 200] [--quick]
+
+One stack (Rasa + app, `tests.live_stack.start_stack`) whose Telegram channel talks to the fake
+Telegram Bot API on loopback (`tests/fake_telegram.py`). Measured in one run:
+
+1. interactive reply latency with no campaign: a few customers each write "hi" every 1.5 s;
+   the time from the update reaching the peer to the bot's answer arriving there;
+2. a campaign to `--recipients` opted-in Telegram customers at a ceiling of `--rate` messages
+   per second (`CAMPAIGN_RATE_PER_S`; the bot's overall budget `TELEGRAM_MESSAGES_PER_S` is set
+   a little higher so replies have room): sustained send rate (messages accepted by the peer
+   per second between the 5th and the 95th percentile of send times) as a fraction of the
+   ceiling, and the same customers' reply latency while it runs;
+3. kill -9 of the app in the middle of a second campaign, then a restart: duplicates (a chat
+   that got the message twice) and losses (a recipient who never got it).
+
+Writes bench/results/campaign.json (campaign_quick.json with --quick). Asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.common import fmt, latency_summary_ms, machine_info, ratio, write_result  # noqa: E402
+from bot.store import campaigns as store  # noqa: E402
+from bot.store.campaigns import CampaignStatus, DeliveryStatus  # noqa: E402
+from bot.store.db import make_engine, session_scope  # noqa: E402
+from tests.campaign_population import write_population  # noqa: E402
+from tests.fake_telegram import FakeTelegram  # noqa: E402
+from tests.live_stack import Stack, start_stack, wait_http  # noqa: E402
+
+TOKEN = "7000009:campaign-bench"
+CHATTERS = [9_100_001 + i for i in range(4)]
+
+
+class Chatters:
+    """Customers writing to the bot now and then; reply latency measured at the peer."""
+
+    def __init__(self, fake: FakeTelegram, interval_s: float = 1.5) -> None:
+        self.fake = fake
+        self.interval_s = interval_s
+        self.latencies: list[float] = []
+        self.missed = 0
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        self.latencies, self.missed = [], 0
+        self._stop.clear()
+        for chat in CHATTERS:
+            thread = threading.Thread(target=self._run, args=(chat,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        self._threads = []
+
+    def _run(self, chat: int) -> None:
+        while not self._stop.is_set():
+            before = len(self.fake.calls(TOKEN, "sendMessage", chat))
+            pushed = time.monotonic()
+            self.fake.send_text(TOKEN, chat, "hi")
+            deadline = pushed + 30
+            answered = None
+            while time.monotonic() < deadline:
+                calls = self.fake.calls(TOKEN, "sendMessage", chat)
+                if len(calls) > before:
+                    answered = calls[before].at
+                    break
+                time.sleep(0.005)
+            if answered is None:
+                self.missed += 1
+            else:
+                self.latencies.append(answered - pushed)
+            self._stop.wait(self.interval_s)
+
+
+def new_campaign(engine: Any, name: str) -> int:
+    with session_scope(engine) as s:
+        campaign = store.create_campaign(
+            s, name, {"channel": "telegram"},
+            [{"name": "A", "share": 100, "text": f"{name}: hello {{first_name}}!"}],
+            quiet_start=None, quiet_end=None,
+        )  # fmt: skip
+        assert campaign.id is not None
+        return campaign.id
+
+
+def schedule(engine: Any, campaign_id: int) -> None:
+    with session_scope(engine) as s:
+        store.move(s, campaign_id, "schedule", store.get_campaign(s, campaign_id).created_at)
+
+
+def status(engine: Any, campaign_id: int) -> CampaignStatus:
+    with session_scope(engine) as s:
+        return store.get_campaign(s, campaign_id).status
+
+
+def campaign_calls(fake: FakeTelegram, name: str) -> list[Any]:
+    prefix = f"{name}: hello"
+    return [
+        c
+        for c in fake.calls(TOKEN, "sendMessage")
+        if c.status == 200 and str(c.params.get("text", "")).startswith(prefix)
+    ]
+
+
+def sustained_rate(moments: list[float]) -> float | None:
+    if len(moments) < 20:
+        return None
+    moments = sorted(moments)
+    lo, hi = moments[int(len(moments) * 0.05)], moments[int(len(moments) * 0.95)]
+    inside = sum(1 for m in moments if lo <= m <= hi)
+    return inside / (hi - lo) if hi > lo else None
+
+
+def restart_app(stack: Stack, name: str) -> subprocess.Popen[bytes]:
+    log = stack.data_dir / f"{name}.out"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve"], cwd=ROOT, env=stack.env,
+        stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    wait_http(f"{stack.base_url}/healthz", 120, process, log)
+    return process
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipients", type=int, default=100_000)
+    parser.add_argument("--rate", type=float, default=25.0, help="campaign ceiling, msg/s")
+    parser.add_argument("--crash-recipients", type=int, default=3000)
+    parser.add_argument("--baseline-s", type=float, default=45.0)
+    parser.add_argument("--quick", action="store_true", help="5,000 recipients, short phases")
+    args = parser.parse_args()
+    if args.quick:
+        args.recipients, args.crash_recipients, args.baseline_s = 5000, 1000, 15.0
+
+    fake = FakeTelegram().start()
+    data_dir = Path(tempfile.mkdtemp(prefix="campaign-bench-"))
+    env = {
+        "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_BASE_URL": fake.base_url,
+        "TELEGRAM_BASE_FILE_URL": fake.base_file_url,
+        "CAMPAIGN_RATE_PER_S": str(args.rate),
+        "TELEGRAM_MESSAGES_PER_S": str(args.rate + 30),  # replies keep Telegram's usual room
+        "RECSYS_TRAIN_HOURS": "0",
+    }  # fmt: skip
+    result: dict[str, Any] = {
+        "machine": machine_info(),
+        "recipients": args.recipients,
+        "ceiling_per_s": args.rate,
+        "chatters": len(CHATTERS),
+    }
+    stack = start_stack(data_dir, extra_env=env)
+    chatters = Chatters(fake)
+    try:
+        engine = make_engine(f"sqlite:///{data_dir / 'shop.db'}")
+        fake.wait_for(lambda: fake.calls(TOKEN, "getUpdates"), 60, "the app to poll")
+        started = time.monotonic()
+        write_population(engine, args.recipients, first_chat=1_000_000)
+        result["population_write_s"] = round(time.monotonic() - started, 1)
+        print(f"{args.recipients} opted-in customers written in {result['population_write_s']} s")
+
+        # 1. replies with no campaign
+        chatters.start()
+        time.sleep(args.baseline_s)
+        chatters.stop()
+        quiet = latency_summary_ms(chatters.latencies)
+        result["reply_latency_no_campaign_ms"] = quiet
+        missed = chatters.missed
+        print(f"reply latency, no campaign: p50 {fmt(quiet['p50_ms'])} ms, p95 "
+              f"{fmt(quiet['p95_ms'])} ms ({quiet['n']} replies, {missed} missed)")  # fmt: skip
+
+        # 2. the big campaign, with the same customers chatting
+        big = new_campaign(engine, "Big sale")
+        schedule(engine, big)
+        chatters.start()
+        started = time.monotonic()
+        deadline = started + args.recipients / args.rate * 3 + 300
+        while status(engine, big) is not CampaignStatus.done and time.monotonic() < deadline:
+            time.sleep(1.0)
+        elapsed = time.monotonic() - started
+        chatters.stop()
+        busy = latency_summary_ms(chatters.latencies)
+        sent = campaign_calls(fake, "Big sale")
+        rate = sustained_rate([c.at for c in sent])
+        per_chat = Counter(c.chat_id for c in sent)
+        result["campaign"] = {
+            "delivered": len(sent),
+            "distinct_chats": len(per_chat),
+            "wall_s": round(elapsed, 1),
+            "sustained_per_s": None if rate is None else round(rate, 1),
+            "fraction_of_ceiling": ratio(rate, args.rate),
+            "finished": status(engine, big) is CampaignStatus.done,
+        }
+        result["reply_latency_during_campaign_ms"] = busy
+        result["reply_p95_ratio_campaign_vs_none"] = ratio(busy["p95_ms"], quiet["p95_ms"])
+        print(f"campaign: {len(sent)} delivered to {len(per_chat)} chats in {elapsed:.0f} s; "
+              f"sustained {fmt(rate)}/s = {fmt(ratio(rate, args.rate), 3)} of the ceiling "
+              f"{args.rate:.0f}/s")  # fmt: skip
+        print(f"reply latency during it: p50 {fmt(busy['p50_ms'])} ms, p95 "
+              f"{fmt(busy['p95_ms'])} ms ({busy['n']} replies, {chatters.missed} missed); "
+              f"p95 ratio {fmt(result['reply_p95_ratio_campaign_vs_none'], 2)}")  # fmt: skip
+
+        # 3. kill -9 in the middle of a campaign, then restart
+        first = 2_000_000
+        write_population(engine, args.crash_recipients, first_chat=first)
+        crash = new_campaign(engine, "Crash test")
+        schedule_only_range(engine, crash, first, args.crash_recipients)
+        app = stack.processes[-1]
+        fake.wait_for(
+            lambda: len(campaign_calls(fake, "Crash test")) >= args.crash_recipients // 3,
+            300, "a third of the crash-test campaign",
+        )  # fmt: skip
+        os.killpg(app.pid, signal.SIGKILL)
+        app.wait(timeout=30)
+        at_kill = len(campaign_calls(fake, "Crash test"))
+        stack.processes[-1] = restart_app(stack, "app-after-kill")
+        deadline = time.monotonic() + args.crash_recipients / args.rate * 3 + 300
+        while status(engine, crash) is not CampaignStatus.done and time.monotonic() < deadline:
+            time.sleep(0.5)
+        got = Counter(c.chat_id for c in campaign_calls(fake, "Crash test"))
+        with session_scope(engine) as s:
+            rows = store.deliveries_of(s, crash)
+        uncertain = sum(1 for r in rows if r.status is DeliveryStatus.uncertain)
+        recipients = range(first, first + args.crash_recipients)
+        result["kill9"] = {
+            "recipients": args.crash_recipients,
+            "delivered_at_kill": at_kill,
+            "duplicates": sum(n - 1 for n in got.values() if n > 1),
+            "lost": sum(1 for chat in recipients if got[chat] == 0),
+            "uncertain_rows": uncertain,
+            "finished": status(engine, crash) is CampaignStatus.done,
+        }
+        k = result["kill9"]
+        print(f"kill -9 after {at_kill}/{args.crash_recipients}: duplicates {k['duplicates']}, "
+              f"lost {k['lost']} (rows marked uncertain: {uncertain})")  # fmt: skip
+    finally:
+        chatters.stop()
+        stack.stop()
+        fake.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+    path = write_result("campaign_quick" if args.quick else "campaign", result)
+    print(f"wrote {path}")
+
+
+def schedule_only_range(engine: Any, campaign_id: int, first: int, count: int) -> None:
+    """Start the crash-test campaign for its own customers only (the big campaign's customers
+    already got one message today), then let the app's sender take it from there."""
+    with session_scope(engine) as s:
+        campaign = store.get_campaign(s, campaign_id)
+        store.move(s, campaign_id, "schedule", campaign.created_at)
+        recipients = [
+            store.Recipient(customer_id, "telegram", external_id)
+            for customer_id, external_id in _identities(s, first, count)
+        ]
+        store.start(s, campaign, recipients, campaign.created_at)
+
+
+def _identities(session: Any, first: int, count: int) -> list[tuple[int, str]]:
+    from sqlmodel import col, select
+
+    from bot.store.models import ChannelIdentity
+
+    ids = [str(chat) for chat in range(first, first + count)]
+    rows = session.exec(
+        select(ChannelIdentity.customer_id, ChannelIdentity.external_id).where(
+            ChannelIdentity.channel == "telegram", col(ChannelIdentity.external_id).in_(ids)
+        )
+    ).all()
+    return [(int(c), str(e)) for c, e in rows if c is not None]
+
+
+if __name__ == "__main__":
+    main()
