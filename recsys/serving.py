@@ -1,11 +1,12 @@
 """Precomputed recommendations: top-N per user and item neighbours, saved as npz + json.
 
 Training scores every known user once with the default blend (EASE on decayed history, trending
-and seasonal popularity; new customers get the cold mix) and keeps each user's best `top_n`
-items, never one they already have. Item neighbours mix what was bought together (EASE weights
-and basket co-occurrence) with content similarity (TF-IDF or any item vectors), so a product
-nobody has bought yet still has neighbours. The app applies stock, price and diversity rules
-at request time on top of these lists (they change faster than the model).
+and seasonal popularity; new customers get the cold mix), re-orders the blend's candidates with
+the re-ranker (`recsys.rerank`) when the history is long enough to train it, and keeps each
+user's best `top_n` items, never one they already have. Item neighbours mix what was bought
+together (EASE weights and basket co-occurrence) with content similarity (TF-IDF or any item
+vectors), so a product nobody has bought yet still has neighbours. The app applies stock, price
+and diversity rules at request time on top of these lists (they change faster than the model).
 """
 
 from __future__ import annotations
@@ -22,10 +23,22 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from .base import row_max_normalised
+from .blend import Blend
 from .data import Catalogue, Interactions, decay_weights
 from .ease import EASE
 from .popularity import Popularity
-from .training import Config, TrainingSet, blend, cooccurrence, ease
+from .training import (
+    Config,
+    Fitted,
+    TrainingSet,
+    als,
+    blend,
+    candidate_config,
+    cooccurrence,
+    ease,
+    reranked,
+    train_ranker,
+)
 
 ARTEFACT_VERSION = 1
 # EASE inverts an items x items matrix; past this many items neighbours and scores come from
@@ -33,6 +46,9 @@ ARTEFACT_VERSION = 1
 # from dense items x items matrices too: beyond ~20k items they want a blocked version.
 EASE_MAX_ITEMS = 8_000
 CONTENT_WEIGHT = 0.3  # content similarity next to bought-together evidence in neighbour lists
+# The re-ranker scores (users x candidates) rows with boosted trees; past this many users the
+# most recently active ones are re-ranked and the others keep the blend's lists.
+RERANK_MAX_USERS = 50_000
 
 
 @dataclass(frozen=True)
@@ -100,12 +116,15 @@ def precompute(
     top_n: int = 50,
     k: int = 20,
     batch: int = 2048,
+    rerank: bool = True,
 ) -> Precomputed:
     """Fit the default blend on `interactions` and keep its lists.
 
     `items` maps every catalogue item id to a text (title, description, category...) for
     TF-IDF content vectors; `item_vectors` may replace TF-IDF (e.g. image/text embeddings);
-    items that were never bought are included through them.
+    items that were never bought are included through them. With `rerank`, the re-ranker
+    (`recsys.rerank`) orders the lists of up to `RERANK_MAX_USERS` users when the history is
+    long enough to train it (its validation split has `MIN_POSITIVES` hits).
     """
     started = time.perf_counter()
     config = replace(config or Config(), als_weight=0.0)  # ALS adds little and costs most
@@ -123,9 +142,31 @@ def precompute(
         )  # fmt: skip
     data = TrainingSet(catalogue, interactions, now or int(interactions.timestamps.max()))
     use_ease = n_items <= EASE_MAX_ITEMS
-    collaborative = ease(data, config) if use_ease else cooccurrence(data, config)
-    # Without EASE the same blend runs with basket co-occurrence in its place.
-    fitted = blend(data, config, ease_model=collaborative)
+
+    def base(
+        data: TrainingSet,
+        config: Config,
+        als_model: Fitted | None = None,
+        collaborative: Fitted | None = None,
+    ) -> Fitted:
+        # Without EASE the same blend runs with basket co-occurrence in its place.
+        if collaborative is None:
+            collaborative = ease(data, config) if use_ease else cooccurrence(data, config)
+        return blend(data, config, ease_model=collaborative, als_model=als_model)
+
+    fitted = base(data, config)
+    assert isinstance(fitted.model, Blend)
+    collaborative_model = fitted.model.warm[0][0]
+    classifier, hits = (
+        train_ranker(interactions, config, base, catalogue.items) if rerank else (None, 0)
+    )
+    ranker = None
+    if classifier is not None:
+        proposer = candidate_config(config)
+        als_model = als(data, proposer)
+        collaborative = Fitted("collaborative", collaborative_model, fitted.user_items, 0.0)
+        proposing = base(data, proposer, als_model, collaborative)
+        ranker = reranked(data, proposer, proposing, classifier, als_model).model
     model_seconds = time.perf_counter() - started
 
     history = fitted.user_items
@@ -133,15 +174,24 @@ def precompute(
     n_users = history.shape[0]
     user_top = np.full((n_users, top_n), -1, dtype=np.int32)
     user_scores = np.zeros((n_users, top_n), dtype=np.float32)
+    reranked_users = _most_recent(data, RERANK_MAX_USERS) if ranker is not None else None
     for start in range(0, n_users, batch):
         rows = np.arange(start, min(start + batch, n_users), dtype=np.int64)
         scores = fitted.model.score(rows, history[rows])
+        if ranker is not None and reranked_users is not None:
+            chosen = rows[reranked_users[rows]]
+            if len(chosen):
+                # Scaled so each list's best is 1, as the blend's roughly is: the app mixes
+                # these with last-order neighbours.
+                scores[reranked_users[rows]] = row_max_normalised(
+                    ranker.score(chosen, history[chosen])
+                )
         scores[binary[rows].nonzero()] = -np.inf
         ids, vals = _top_rows(scores, top_n)
         user_top[rows] = ids
         user_scores[rows] = vals
 
-    cf = collaborative.model
+    cf = collaborative_model
     cf_similarity = row_max_normalised(cf.weights) if isinstance(cf, EASE) else _sparse_rowmax(cf)
     content = _content(catalogue, items, item_vectors)
     neighbours, scores, _ = _neighbours(cf_similarity, content, k)
@@ -160,6 +210,11 @@ def precompute(
         "users": n_users,
         "items": n_items,
         "collaborative": "ease" if use_ease else "basket_cooccurrence",
+        "reranker": {
+            "trained": classifier is not None,
+            "validation_hits": hits,
+            "users": int(reranked_users.sum()) if reranked_users is not None else 0,
+        },
         "content": "vectors" if item_vectors else ("tfidf" if items else "none"),
         "model_seconds": round(model_seconds, 3),
         "seconds": round(time.perf_counter() - started, 3),
@@ -178,6 +233,17 @@ def precompute(
         sold,
         meta,
     )
+
+
+def _most_recent(data: TrainingSet, limit: int) -> NDArray[np.bool_]:
+    """Per user row: among the `limit` most recently active users."""
+    rows = data.catalogue.rows(data.interactions.user_ids)
+    keep = rows >= 0
+    latest = np.full(len(data.catalogue.users), np.iinfo(np.int64).min)
+    np.maximum.at(latest, rows[keep], data.interactions.timestamps[keep])
+    chosen = np.zeros(len(latest), dtype=bool)
+    chosen[np.argsort(-latest, kind="stable")[:limit]] = True
+    return chosen
 
 
 def _top_rows(scores: NDArray[np.float32], n: int) -> tuple[NDArray[np.int32], NDArray[np.float32]]:

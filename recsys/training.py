@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import NDArray
 
 from .als import ALS
-from .base import Recommender
+from .base import FloatArray, Recommender
 from .blend import Blend
 from .cooccurrence import CoOccurrence
 from .data import (
@@ -35,8 +36,12 @@ from .data import (
 from .ease import EASE
 from .evaluation import EvaluationSet, Scores, evaluate, relevant_items
 from .popularity import Popularity
+from .rerank import MAX_TRAINING_USERS, MIN_POSITIVES, Moment, Reranker, fit_classifier
 
 VALIDATION_FRACTION = 0.2
+# The re-ranker learns from these held-out windows of the training period (each the last
+# fraction of its time span), together.
+RANKER_WINDOWS = (0.2, 0.1)
 
 ALS_GRID = {"factors": (32, 64, 128), "regularization": (0.01, 0.1), "alpha": (1.0, 10.0)}
 EASE_GRID = {"regularization": (100.0, 300.0, 1000.0)}
@@ -66,6 +71,7 @@ class Config:
     seasonal_width_days: float = 30.0
     season_lead_days: float = 30.0
     cooccurrence_alpha: float = 0.5
+    rerank_candidates: int = 200
 
 
 @dataclass
@@ -197,13 +203,106 @@ def blend(
     return fitted
 
 
+# (data, config, fitted ALS) -> the fitted blend that proposes candidates
+BaseBuilder = Callable[[TrainingSet, Config, Fitted], Fitted]
+# The re-ranker's candidates come from the blend with ALS in it even where ALS adds nothing to
+# the blend's own top 10: candidates want recall from more than one source.
+CANDIDATE_ALS_WEIGHT = 0.3
+
+
+def candidate_config(config: Config) -> Config:
+    """The blend configuration that proposes the re-ranker's candidates."""
+    return replace(config, als_weight=max(config.als_weight, CANDIDATE_ALS_WEIGHT))
+
+
+def reranker(
+    data: TrainingSet, config: Config, base: Fitted, als_model: Fitted | None = None
+) -> Reranker:
+    """A re-ranker over the fitted blend `base` (no classifier yet); ALS (fitted here unless
+    given) is one of its signals whatever the blend's ALS weight."""
+    assert isinstance(base.model, Blend)
+    return Reranker(
+        base.model,
+        base.user_items,
+        Moment(data.catalogue, data.interactions, data.now, data.binary()),
+        data.catalogue.baskets(data.interactions),
+        [(als_model or als(data, config)).model],
+        config.season_lead_days,
+        config.seasonal_width_days,
+        config.rerank_candidates,
+    )
+
+
+def train_ranker(
+    train: Interactions,
+    config: Config,
+    build_base: BaseBuilder | None = None,
+    catalogue_items: tuple[str, ...] = (),
+    seed: int = 0,
+) -> tuple[Any, int]:
+    """The classifier of the re-ranker, learnt from `train` only. For each of
+    `RANKER_WINDOWS` (the last fraction of the time span held out): the blend (or
+    `build_base`) fitted on the part before, its candidates labelled by what each user bought
+    in the part after. Several windows teach it more than one season, the latest the most
+    recent one. Returns (classifier, labelled hits); no classifier with fewer than
+    `MIN_POSITIVES` hits."""
+    config = candidate_config(config)
+    features: list[FloatArray] = []
+    labels: list[NDArray[np.int8]] = []
+    for fraction in RANKER_WINDOWS:
+        fit_part, validation = time_split(train, fraction)
+        if len(fit_part) == 0 or len(validation) == 0:
+            continue
+        catalogue = Catalogue.of(fit_part, validation, items=catalogue_items)
+        data = TrainingSet.of(fit_part, catalogue)
+        evaluation = relevant_items(catalogue, data.binary(), validation)
+        if sum(len(wanted) for wanted in evaluation.relevant) < MIN_POSITIVES:
+            continue
+        pick = np.arange(len(evaluation.users))
+        if len(pick) > MAX_TRAINING_USERS:
+            pick = np.sort(np.random.default_rng(seed).choice(pick, MAX_TRAINING_USERS, False))
+        als_fitted = als(data, config)
+        if build_base is None:
+            base = blend(data, config, als_model=als_fitted)
+        else:
+            base = build_base(data, config, als_fitted)
+        model = reranker(data, config, base, als_fitted)
+        window = model.examples(evaluation.users[pick], tuple(evaluation.relevant[i] for i in pick))
+        features.append(window[0])
+        labels.append(window[1])
+    hits = int(sum(int(part.sum()) for part in labels))
+    if hits < MIN_POSITIVES:
+        return None, hits
+    return fit_classifier(np.concatenate(features), np.concatenate(labels)), hits
+
+
+def reranked(
+    data: TrainingSet,
+    config: Config,
+    base: Fitted,
+    classifier: Any,
+    als_model: Fitted | None = None,
+) -> Fitted:
+    """The blend `base` (fitted with `candidate_config`) with its candidates re-ordered by a
+    trained `classifier`."""
+
+    def build() -> Recommender:
+        model = reranker(data, config, base, als_model)
+        model.classifier = classifier
+        return model
+
+    fitted = _timed("blend_reranked", build, base.user_items)
+    fitted.train_seconds += base.train_seconds
+    return fitted
+
+
 def score_with_fallback(fitted: Fitted, fallback: Recommender) -> Callable:
     """Scores of `fitted`; users with an empty row get `fallback`'s (popularity) scores."""
 
     def score(userids: np.ndarray, _history: sp.csr_matrix) -> np.ndarray:
         rows = fitted.user_items[userids]
         scores = fitted.model.score(userids, rows)
-        if isinstance(fitted.model, Blend):
+        if isinstance(fitted.model, Blend | Reranker):
             return scores
         cold = np.asarray(rows.getnnz(axis=1) == 0)
         if cold.any():
@@ -261,7 +360,7 @@ def tune(train: Interactions, k: int = 10, log: Callable[[str], None] | None = N
     return best_blend[1]
 
 
-DEFAULT_MODEL = "blend"
+DEFAULT_MODEL = "blend_reranked"
 
 
 @dataclass(frozen=True)
@@ -298,16 +397,28 @@ def compare(
     catalogue = Catalogue.of(train, test)
     data = TrainingSet.of(train, catalogue)
     evaluation = relevant_items(catalogue, data.binary(), test)
+    started = time.perf_counter()
+    classifier, hits = train_ranker(train, chosen)
+    ranker_seconds = time.perf_counter() - started
+    if log:
+        log(f"re-ranker: {hits} labelled hits on the validation split, {ranker_seconds:.1f} s")
     ease_fitted = ease(data, chosen)
     als_fitted = als(data, chosen)
+    blended = blend(data, chosen, ease_fitted, als_fitted)
     models = [
         popularity(data),
         trending(data, chosen),
         cooccurrence(data, chosen),
         als_fitted,
         ease_fitted,
-        blend(data, chosen, ease_fitted, als_fitted),
+        blended,
     ]
+    if classifier is not None:
+        proposer = candidate_config(chosen)
+        base = blend(data, proposer, ease_fitted, als_fitted)
+        models.append(reranked(data, proposer, base, classifier, als_fitted))
+        models[-1].train_seconds += ranker_seconds
     for fitted in models:
         scores = assess(fitted, data, evaluation, k)
-        yield Result(fitted.name, scores, fitted.train_seconds, fitted.name == DEFAULT_MODEL)
+        default = fitted.name == (DEFAULT_MODEL if classifier is not None else "blend")
+        yield Result(fitted.name, scores, fitted.train_seconds, default)
