@@ -71,18 +71,23 @@ class RasaClient:
         return replies_from_rasa(data if isinstance(data, list) else [])
 
     async def in_form(self, conversation_id: str) -> bool:
-        """Whether the conversation is inside a form right now (asks Rasa's HTTP API)."""
+        """Whether the conversation is inside a form right now.
+
+        Asks the endpoint `bot/rasa_boot.py` adds to Rasa, which reads the current session only
+        (Rasa's own `GET .../tracker` replays every session the conversation ever had).
+        """
         if self._http is None:
             raise RuntimeError("RasaClient.start() was not called")
-        url = f"{server_for(conversation_id, self.urls)}/conversations/{conversation_id}/tracker"
+        base = server_for(conversation_id, self.urls)
+        url = f"{base}/conversations/{conversation_id}/active_loop"
         try:
-            async with self._http.get(url, params={"include_events": "NONE"}) as response:
+            async with self._http.get(url) as response:
                 if response.status != 200:
                     raise RasaUnavailable(f"Rasa answered {response.status} at {url}")
-                tracker = await response.json()
+                state = await response.json()
         except (aiohttp.ClientError, TimeoutError) as error:
             raise RasaUnavailable(f"Rasa at {url} is unreachable: {error}") from error
-        return bool((tracker.get("active_loop") or {}).get("name"))
+        return bool(state.get("active_loop"))
 
     async def start_new_session(self, conversation_id: str) -> None:
         """Open a new Rasa session (slots are carried over, see domain.yml's session_config).

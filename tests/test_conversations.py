@@ -366,6 +366,31 @@ def test_long_conversations_keep_a_short_tracker_and_their_state(
     current = [e for e in events[starts[-1] :] if e["event"] == "user"]
     # Rasa's SQL tracker store loads only the current session: at most 20 turns, not all 48
     assert len(current) <= 21
+    # each new session carries every slot over once, not every SlotSet the last one applied
+    # (bot/rasa_boot.py): what a session starts with stays bounded by the slots that exist
+    for start in starts:
+        carried = []
+        for event in events[start + 1 :]:
+            if event["event"] != "slot":
+                break
+            carried.append(event["name"])
+        assert len(carried) == len(set(carried)), carried
+    # ... and reads only that session's rows: the events table is indexed by sender and time
+    # (bot/rasa_boot.py), so finding the latest session start is an index seek
+    import sqlite3
+
+    with sqlite3.connect(stack.data_dir / "rasa_tracker.db") as db:
+        indexes = {row[1] for row in db.execute("PRAGMA index_list(events)")}
+        plan = " ".join(
+            str(row[-1])
+            for row in db.execute(
+                "EXPLAIN QUERY PLAN SELECT max(timestamp) FROM events "
+                "WHERE sender_id = ? AND type_name = 'session_started'",
+                (f"web:{chat.session}",),
+            )
+        )
+    assert {"ix_events_sender_timestamp", "ix_events_sender_type_timestamp"} <= indexes
+    assert "ix_events_sender_type_timestamp" in plan, plan
 
 
 def test_policy_questions_are_answered_from_the_shops_documents(chat: Chat) -> None:
