@@ -295,7 +295,9 @@ def due_deliveries(
             CampaignDelivery.status == DeliveryStatus.pending,
             col(CampaignDelivery.next_attempt_at) <= now,
         )
-        .order_by(col(CampaignDelivery.id))
+        # due order: read along ix_campaign_delivery_status_due, so a campaign of 100k rows
+        # is not sorted by id on every batch
+        .order_by(col(CampaignDelivery.next_attempt_at), col(CampaignDelivery.id))
         .limit(limit)
     )
     return list(session.exec(stmt).all())

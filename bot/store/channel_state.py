@@ -223,7 +223,11 @@ def current_consents(
     if identities is not None:
         if not identities:
             return {}
-        stmt = stmt.where(col(Consent.external_id).in_({e for _, e in identities}))
+        # both columns, so the (channel, external_id, ...) index is used, not a table scan
+        stmt = stmt.where(
+            col(Consent.channel).in_({ch for ch, _ in identities}),
+            col(Consent.external_id).in_({e for _, e in identities}),
+        )
     found = {(ch, ext): opted for ch, ext, opted in session.exec(stmt).all()}
     if identities is None:
         return found
@@ -236,6 +240,7 @@ def unreachable_among(
     if not identities:
         return set()
     stmt = select(ChannelIdentity.channel, ChannelIdentity.external_id).where(
+        col(ChannelIdentity.channel).in_({ch for ch, _ in identities}),
         col(ChannelIdentity.external_id).in_({e for _, e in identities}),
         col(ChannelIdentity.unreachable_at).is_not(None),
     )
