@@ -61,6 +61,25 @@ def test_real_photos_top5_are_sensible(embedder: ImageEmbedder) -> None:
     assert len(with_top) >= 3, [[lab.name for lab in emb.labels] for emb in tees]
 
 
+def test_batch_norms_folded_into_convolutions_change_no_output() -> None:
+    import torch
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from vision.models import fuse_batch_norms, lite_weights_path
+
+    net = EfficientNet.from_name("efficientnet-lite0", num_classes=1000)
+    state = torch.load(lite_weights_path("efficientnet-lite0"), map_location="cpu")
+    net.load_state_dict(state)
+    net.eval()
+    pictures = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        before = net.extract_features(pictures)
+        fuse_batch_norms(net)
+        after = net.extract_features(pictures)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    assert torch.allclose(before, after, atol=1e-4)
+
+
 def test_vectors_are_unit_float32_with_model_id(embedder: ImageEmbedder) -> None:
     embs = embedder.embed_images([jpeg(p) for p in drawn_pictures(3)])
     for emb in embs:

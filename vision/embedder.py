@@ -23,7 +23,8 @@ def pick_device(requested: str | None = None) -> torch.device:
 
 
 class ImageEmbedder:
-    """Holds one model on one device. CUDA gets fp16 + channels_last; the code path is shared."""
+    """Holds one model on one device, channels_last everywhere (oneDNN's depthwise convolutions
+    on the CPU are much faster in it, the more so in batches); CUDA adds fp16. One code path."""
 
     def __init__(
         self,
@@ -38,7 +39,7 @@ class ImageEmbedder:
         net = model.module().to(self.device)
         if self.half:
             net.half()
-            net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self._names = imagenet_class_names() if model.has_labels else ()
 
     @property
@@ -69,7 +70,8 @@ class ImageEmbedder:
             return []
         batch = torch.from_numpy(np.stack(arrays)).to(self.device, non_blocking=True)
         if self.half:
-            batch = batch.half().contiguous(memory_format=torch.channels_last)
+            batch = batch.half()
+        batch = batch.contiguous(memory_format=torch.channels_last)
         features, logits = self.model.forward(batch)
         vectors = normalise(features.float().cpu().numpy())
         labels: list[tuple[ImageLabel, ...]] = [()] * len(arrays)

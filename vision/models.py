@@ -86,6 +86,31 @@ def lite_weights_path(arch: str) -> Path:
     return files[0]
 
 
+# (convolution, the batch norm right after it) in efficientnet_lite_pytorch's modules
+NET_CONV_BN = (("_conv_stem", "_bn0"), ("_conv_head", "_bn1"))
+BLOCK_CONV_BN = (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2"))
+
+
+def fuse_batch_norms(net: torch.nn.Module) -> None:
+    """Fold each inference-mode batch norm into the convolution before it (in place).
+
+    Same outputs up to float rounding, one pass over each activation map fewer: the batch norms
+    were about 8 % of the CPU forward time.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    def fuse(module: torch.nn.Module, pairs: tuple[tuple[str, str], ...]) -> None:
+        for conv_name, bn_name in pairs:
+            conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
+            if isinstance(conv, torch.nn.Conv2d) and isinstance(bn, torch.nn.BatchNorm2d):
+                setattr(module, conv_name, fuse_conv_bn_eval(conv, bn))
+                setattr(module, bn_name, torch.nn.Identity())
+
+    fuse(net, NET_CONV_BN)
+    for block in getattr(net, "_blocks", ()):
+        fuse(block, BLOCK_CONV_BN)
+
+
 class EfficientNetLite(ImageModel):
     """EfficientNet-Lite0/2 pretrained on ImageNet-1k; feature = pooled final conv activations."""
 
@@ -100,6 +125,7 @@ class EfficientNetLite(ImageModel):
         state = torch.load(lite_weights_path(arch), map_location="cpu", weights_only=True)
         net.load_state_dict(state, strict=True)  # a missing tensor must fail, not go random
         net.eval()
+        fuse_batch_norms(net)
         self.net = net
         self.name = name
         self.recipe = recipe
