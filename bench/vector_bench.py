@@ -470,6 +470,9 @@ def main() -> None:
     parser.add_argument("--limit-s", type=float, default=600.0, help="per engine and size")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work-dir", type=Path, default=None, help="default: a temporary one")
+    parser.add_argument(
+        "--out", default="vector_search", help="result name: bench/results/<OUT>.json"
+    )
     args = parser.parse_args()
     sizes = sorted({int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()})
 
@@ -563,7 +566,7 @@ def main() -> None:
         "reference": REFERENCE,
         "versus_reference": reference,
     }
-    path = write_result("vector_search", result)
+    path = write_result(args.out, result)
 
     print()
     print(
