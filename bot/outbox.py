@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from typing import Any, Protocol
 
 from bot.shop import Shop
@@ -56,6 +57,11 @@ class Outbox:
     def __init__(self, shop: Shop) -> None:
         self.shop = shop
         self._senders: dict[str, ChannelSender] = {}
+        # one flush per conversation at a time: the reply path and the retry loop both flush,
+        # and two overlapping flushes would both send the same pending message
+        self._flushing: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     def register(self, channel: str, sender: ChannelSender) -> None:
         self._senders[channel] = sender
@@ -66,16 +72,20 @@ class Outbox:
         sender = self._senders.get(channel)
         if sender is None:
             return 0
-        pending = await self.shop.transaction(
-            lambda s: conversations.pending_outbound(s, conversation_id)
-        )
-        delivered = 0
-        for message in pending:
-            if not await sender.deliver(external_id, message_json(message)):
-                break  # keep the order: later messages wait for this one
-            await self.mark_delivered([message])
-            delivered += 1
-        return delivered
+        lock = self._flushing.get(conversation_id)
+        if lock is None:
+            lock = self._flushing[conversation_id] = asyncio.Lock()
+        async with lock:
+            pending = await self.shop.transaction(
+                lambda s: conversations.pending_outbound(s, conversation_id)
+            )
+            delivered = 0
+            for message in pending:
+                if not await sender.deliver(external_id, message_json(message)):
+                    break  # keep the order: later messages wait for this one
+                await self.mark_delivered([message])
+                delivered += 1
+            return delivered
 
     async def mark_delivered(self, messages: list[Message]) -> None:
         def mark(session: Any) -> None:
