@@ -70,6 +70,7 @@ class FakeTelegram:
         self._faults: list[Fault] = []
         self._files: dict[str, bytes] = {}
         self._lock = threading.Lock()
+        self._recorded = threading.Condition(self._lock)
         self._ids = itertools.count(1)
         self._update_ids = itertools.count(100_001)
         self._loop = asyncio.new_event_loop()
@@ -185,6 +186,30 @@ class FakeTelegram:
             calls = state.calls if chat_id is None else state.calls_by_chat.get(chat_id, [])
             return [c for c in calls if method is None or c.method == method]
 
+    def chat_call_count(self, token: str, chat_id: int) -> int:
+        """How many calls a chat has had so far: a position to pass to `next_call`."""
+        with self._lock:
+            return len(self._bots.setdefault(token, BotState()).calls_by_chat.get(chat_id, []))
+
+    def next_call(
+        self, token: str, chat_id: int, method: str, after: int, timeout: float
+    ) -> Call | None:
+        """The first `method` call to the chat at a position >= `after`, waiting for it up to
+        `timeout` seconds. Looks only at new calls, so its cost does not grow with the history
+        (benchmarks poll this while a campaign adds thousands of calls)."""
+        deadline = time.monotonic() + timeout
+        with self._recorded:
+            while True:
+                calls = self._bots.setdefault(token, BotState()).calls_by_chat.get(chat_id, [])
+                for call in calls[after:]:
+                    if call.method == method:
+                        return call
+                after = max(after, len(calls))
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._recorded.wait(left)
+
     def delivered_texts(self, token: str, chat_id: int) -> list[str]:
         """What the customer saw: texts and captions of accepted sends, in order."""
         texts = []
@@ -285,6 +310,7 @@ class FakeTelegram:
             state.calls.append(call)
             if chat_id is not None:
                 state.calls_by_chat.setdefault(chat_id, []).append(call)
+            self._recorded.notify_all()
 
     async def _get_updates(self, state: BotState, params: dict[str, Any]) -> web.Response:
         with self._lock:
