@@ -1,6 +1,7 @@
 """Campaign benchmark: a big campaign through the real stack to the fake Telegram peer.
 
     .venv/bin/python bench/campaign_bench.py [--recipients 100000] [--rate 25] [--quick]
+    .venv/bin/python bench/campaign_bench.py --kill-only [--kills 20] [--crash-recipients 5000]
 
 One stack (Rasa + app, `tests.live_stack.start_stack`) whose Telegram channel talks to the fake
 Telegram Bot API on loopback (`tests/fake_telegram.py`). Measured in one run:
@@ -14,16 +15,19 @@ Telegram Bot API on loopback (`tests/fake_telegram.py`). Measured in one run:
    ceiling, and the same customers' reply latency while it runs (also its p95 in each tenth of
    the campaign, to see drift);
    then replies with no campaign again, on the store the campaign has grown;
-3. kill -9 of the app in the middle of a second campaign, then a restart: duplicates (a chat
-   that got the message twice) and losses (a recipient who never got it).
+3. kill -9 of the app, `--kills` times, each at a random moment (1 to 6 s after sending had
+   resumed) of a second campaign, each followed by a restart: duplicates (a chat that got the
+   message twice) and losses (a recipient who never got it), in total and per kill.
 
-Writes bench/results/campaign.json (campaign_quick.json with --quick). Asserts nothing.
+Writes bench/results/campaign.json (campaign_quick.json with --quick, campaign_kill9.json with
+--kill-only, which runs part 3 alone). Asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -165,14 +169,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipients", type=int, default=100_000)
     parser.add_argument("--rate", type=float, default=25.0, help="campaign ceiling, msg/s")
-    parser.add_argument("--crash-recipients", type=int, default=3000)
+    parser.add_argument("--crash-recipients", type=int, default=5000)
     parser.add_argument(
         "--baseline-s", type=float, default=180.0, help="each no-campaign phase, before and after"
     )
+    parser.add_argument("--kills", type=int, default=20, help="kill -9 this many times")
+    parser.add_argument("--seed", type=int, default=7, help="for the kill moments")
     parser.add_argument("--quick", action="store_true", help="5,000 recipients, short phases")
+    parser.add_argument("--kill-only", action="store_true", help="only the kill -9 runs")
     args = parser.parse_args()
     if args.quick:
         args.recipients, args.crash_recipients, args.baseline_s = 5000, 1000, 30.0
+        args.kills = min(args.kills, 3)
 
     fake = FakeTelegram().start()
     data_dir = Path(tempfile.mkdtemp(prefix="campaign-bench-"))
@@ -185,7 +193,7 @@ def main() -> None:
     }  # fmt: skip
     result: dict[str, Any] = {
         "machine": machine_info(),
-        "recipients": args.recipients,
+        "recipients": 0 if args.kill_only else args.recipients,
         "ceiling_per_s": args.rate,
         "chatters": len(CHATTERS),
     }
@@ -194,106 +202,138 @@ def main() -> None:
     try:
         engine = make_engine(f"sqlite:///{data_dir / 'shop.db'}")
         fake.wait_for(lambda: fake.calls(TOKEN, "getUpdates"), 60, "the app to poll")
-        started = time.monotonic()
-        write_population(engine, args.recipients, first_chat=1_000_000)
-        result["population_write_s"] = round(time.monotonic() - started, 1)
-        print(f"{args.recipients} opted-in customers written in {result['population_write_s']} s")
+        if not args.kill_only:
+            big_campaign(engine, fake, chatters, data_dir, args, result)
 
-        # 1. replies with no campaign
-        quiet = measure_quiet(chatters, args.baseline_s)
-        result["reply_latency_no_campaign_ms"] = quiet
-        print(f"reply latency, no campaign: p50 {fmt(quiet['p50_ms'])} ms, p95 "
-              f"{fmt(quiet['p95_ms'])} ms ({quiet['n']} replies, "
-              f"{chatters.missed} missed)")  # fmt: skip
-
-        # 2. the big campaign, with the same customers chatting
-        big = new_campaign(engine, "Big sale")
-        schedule(engine, big)
-        chatters.start()
-        started = time.monotonic()
-        deadline = started + args.recipients / args.rate * 3 + 300
-        while status(engine, big) is not CampaignStatus.done and time.monotonic() < deadline:
-            time.sleep(1.0)
-        elapsed = time.monotonic() - started
-        chatters.stop()
-        busy = latency_summary_ms(chatters.latencies)
-        busy_missed = chatters.missed
-        tenths = p95_by_tenth(chatters.moments, chatters.latencies)
-        sent = campaign_calls(fake, "Big sale")
-        rate = sustained_rate([c.at for c in sent])
-        per_chat = Counter(c.chat_id for c in sent)
-        result["campaign"] = {
-            "delivered": len(sent),
-            "distinct_chats": len(per_chat),
-            "wall_s": round(elapsed, 1),
-            "sustained_per_s": None if rate is None else round(rate, 1),
-            "fraction_of_ceiling": ratio(rate, args.rate),
-            "finished": status(engine, big) is CampaignStatus.done,
-        }
-        result["reply_latency_during_campaign_ms"] = busy
-        result["reply_p95_during_campaign_by_tenth_ms"] = tenths
-        result["reply_p95_ratio_campaign_vs_none"] = ratio(busy["p95_ms"], quiet["p95_ms"])
-        print(f"campaign: {len(sent)} delivered to {len(per_chat)} chats in {elapsed:.0f} s; "
-              f"sustained {fmt(rate)}/s = {fmt(ratio(rate, args.rate), 3)} of the ceiling "
-              f"{args.rate:.0f}/s")  # fmt: skip
-        print(f"reply latency during it: p50 {fmt(busy['p50_ms'])} ms, p95 "
-              f"{fmt(busy['p95_ms'])} ms ({busy['n']} replies, {busy_missed} missed); "
-              f"p95 ratio {fmt(result['reply_p95_ratio_campaign_vs_none'], 2)}; "
-              f"p95 by tenth of the campaign {tenths}")  # fmt: skip
-
-        wal = data_dir / "shop.db-wal"
-        result["sqlite_wal_mib_after_campaign"] = (
-            round(wal.stat().st_size / 2**20, 1) if wal.exists() else 0.0
-        )
-
-        # 2b. no campaign again, on the store the campaign has grown (100k more messages)
-        after = measure_quiet(chatters, args.baseline_s)
-        result["reply_latency_no_campaign_after_ms"] = after
-        result["reply_p95_ratio_campaign_vs_none_after"] = ratio(busy["p95_ms"], after["p95_ms"])
-        print(f"reply latency, no campaign, after it: p50 {fmt(after['p50_ms'])} ms, p95 "
-              f"{fmt(after['p95_ms'])} ms ({after['n']} replies); p95 ratio during/after "
-              f"{fmt(result['reply_p95_ratio_campaign_vs_none_after'], 2)}")  # fmt: skip
-
-        # 3. kill -9 in the middle of a campaign, then restart
-        first = 2_000_000
-        write_population(engine, args.crash_recipients, first_chat=first)
-        crash = new_campaign(engine, "Crash test")
-        schedule_only_range(engine, crash, first, args.crash_recipients)
-        app = stack.processes[-1]
-        fake.wait_for(
-            lambda: len(campaign_calls(fake, "Crash test")) >= args.crash_recipients // 3,
-            300, "a third of the crash-test campaign",
-        )  # fmt: skip
-        os.killpg(app.pid, signal.SIGKILL)
-        app.wait(timeout=30)
-        at_kill = len(campaign_calls(fake, "Crash test"))
-        stack.processes[-1] = restart_app(stack, "app-after-kill")
-        deadline = time.monotonic() + args.crash_recipients / args.rate * 3 + 300
-        while status(engine, crash) is not CampaignStatus.done and time.monotonic() < deadline:
-            time.sleep(0.5)
-        got = Counter(c.chat_id for c in campaign_calls(fake, "Crash test"))
-        with session_scope(engine) as s:
-            rows = store.deliveries_of(s, crash)
-        uncertain = sum(1 for r in rows if r.status is DeliveryStatus.uncertain)
-        recipients = range(first, first + args.crash_recipients)
-        result["kill9"] = {
-            "recipients": args.crash_recipients,
-            "delivered_at_kill": at_kill,
-            "duplicates": sum(n - 1 for n in got.values() if n > 1),
-            "lost": sum(1 for chat in recipients if got[chat] == 0),
-            "uncertain_rows": uncertain,
-            "finished": status(engine, crash) is CampaignStatus.done,
-        }
-        k = result["kill9"]
-        print(f"kill -9 after {at_kill}/{args.crash_recipients}: duplicates {k['duplicates']}, "
-              f"lost {k['lost']} (rows marked uncertain: {uncertain})")  # fmt: skip
+        # 3. kill -9 at random moments of a campaign, each time a restart
+        result["kill9"] = kill_and_restart(stack, engine, fake, args)
     finally:
         chatters.stop()
         stack.stop()
         fake.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
-    path = write_result("campaign_quick" if args.quick else "campaign", result)
+    name = "campaign_kill9" if args.kill_only else "campaign_quick" if args.quick else "campaign"
+    path = write_result(name, result)
     print(f"wrote {path}")
+
+
+def big_campaign(
+    engine: Any, fake: FakeTelegram, chatters: Chatters, data_dir: Path,
+    args: argparse.Namespace, result: dict[str, Any],
+) -> None:  # fmt: skip
+    """Parts 1 and 2: replies with no campaign, during a big one, and with none again."""
+    started = time.monotonic()
+    write_population(engine, args.recipients, first_chat=1_000_000)
+    result["population_write_s"] = round(time.monotonic() - started, 1)
+    print(f"{args.recipients} opted-in customers written in {result['population_write_s']} s")
+
+    # 1. replies with no campaign
+    quiet = measure_quiet(chatters, args.baseline_s)
+    result["reply_latency_no_campaign_ms"] = quiet
+    print(f"reply latency, no campaign: p50 {fmt(quiet['p50_ms'])} ms, p95 "
+          f"{fmt(quiet['p95_ms'])} ms ({quiet['n']} replies, "
+          f"{chatters.missed} missed)")  # fmt: skip
+
+    # 2. the big campaign, with the same customers chatting
+    big = new_campaign(engine, "Big sale")
+    schedule(engine, big)
+    chatters.start()
+    started = time.monotonic()
+    deadline = started + args.recipients / args.rate * 3 + 300
+    while status(engine, big) is not CampaignStatus.done and time.monotonic() < deadline:
+        time.sleep(1.0)
+    elapsed = time.monotonic() - started
+    chatters.stop()
+    busy = latency_summary_ms(chatters.latencies)
+    busy_missed = chatters.missed
+    tenths = p95_by_tenth(chatters.moments, chatters.latencies)
+    sent = campaign_calls(fake, "Big sale")
+    rate = sustained_rate([c.at for c in sent])
+    per_chat = Counter(c.chat_id for c in sent)
+    result["campaign"] = {
+        "delivered": len(sent),
+        "distinct_chats": len(per_chat),
+        "wall_s": round(elapsed, 1),
+        "sustained_per_s": None if rate is None else round(rate, 1),
+        "fraction_of_ceiling": ratio(rate, args.rate),
+        "finished": status(engine, big) is CampaignStatus.done,
+    }
+    result["reply_latency_during_campaign_ms"] = busy
+    result["reply_p95_during_campaign_by_tenth_ms"] = tenths
+    result["reply_p95_ratio_campaign_vs_none"] = ratio(busy["p95_ms"], quiet["p95_ms"])
+    print(f"campaign: {len(sent)} delivered to {len(per_chat)} chats in {elapsed:.0f} s; "
+          f"sustained {fmt(rate)}/s = {fmt(ratio(rate, args.rate), 3)} of the ceiling "
+          f"{args.rate:.0f}/s")  # fmt: skip
+    print(f"reply latency during it: p50 {fmt(busy['p50_ms'])} ms, p95 "
+          f"{fmt(busy['p95_ms'])} ms ({busy['n']} replies, {busy_missed} missed); "
+          f"p95 ratio {fmt(result['reply_p95_ratio_campaign_vs_none'], 2)}; "
+          f"p95 by tenth of the campaign {tenths}")  # fmt: skip
+
+    wal = data_dir / "shop.db-wal"
+    result["sqlite_wal_mib_after_campaign"] = (
+        round(wal.stat().st_size / 2**20, 1) if wal.exists() else 0.0
+    )
+
+    # 2b. no campaign again, on the store the campaign has grown (100k more messages)
+    after = measure_quiet(chatters, args.baseline_s)
+    result["reply_latency_no_campaign_after_ms"] = after
+    result["reply_p95_ratio_campaign_vs_none_after"] = ratio(busy["p95_ms"], after["p95_ms"])
+    print(f"reply latency, no campaign, after it: p50 {fmt(after['p50_ms'])} ms, p95 "
+          f"{fmt(after['p95_ms'])} ms ({after['n']} replies); p95 ratio during/after "
+          f"{fmt(result['reply_p95_ratio_campaign_vs_none_after'], 2)}")  # fmt: skip
+
+
+def kill_and_restart(
+    stack: Stack, engine: Any, fake: FakeTelegram, args: argparse.Namespace
+) -> dict[str, Any]:
+    first, n = 2_000_000, args.crash_recipients
+    write_population(engine, n, first_chat=first)
+    crash = new_campaign(engine, "Crash test")
+    schedule_only_range(engine, crash, first, n)
+    chance = random.Random(args.seed)
+    kills: list[dict[str, Any]] = []
+    for _ in range(args.kills):
+        # wait for sending to (re)start, then kill at a moment unrelated to any one send
+        resumed_from = len(campaign_calls(fake, "Crash test"))
+        fake.wait_for(
+            lambda since=resumed_from: len(campaign_calls(fake, "Crash test")) > since
+            or status(engine, crash) is CampaignStatus.done,
+            300, "the crash-test campaign to send",
+        )  # fmt: skip
+        time.sleep(chance.uniform(1.0, 6.0))
+        if status(engine, crash) is CampaignStatus.done:
+            break
+        app = stack.processes[-1]
+        os.killpg(app.pid, signal.SIGKILL)
+        app.wait(timeout=30)
+        kills.append({"delivered_at_kill": len(campaign_calls(fake, "Crash test"))})
+        restarted = time.monotonic()
+        stack.processes[-1] = restart_app(stack, f"app-after-kill-{len(kills)}")
+        kills[-1]["restart_s"] = round(time.monotonic() - restarted, 1)
+    deadline = time.monotonic() + n / args.rate * 3 + 300
+    while status(engine, crash) is not CampaignStatus.done and time.monotonic() < deadline:
+        time.sleep(0.5)
+    got = Counter(c.chat_id for c in campaign_calls(fake, "Crash test"))
+    with session_scope(engine) as s:
+        rows = store.deliveries_of(s, crash)
+    uncertain = sum(1 for r in rows if r.status is DeliveryStatus.uncertain)
+    lost = sum(1 for chat in range(first, first + n) if got[chat] == 0)
+    duplicates = sum(c - 1 for c in got.values() if c > 1)
+    summary = {
+        "recipients": n,
+        "kills": len(kills),
+        "each_kill": kills,
+        "duplicates": duplicates,
+        "lost": lost,
+        "lost_per_kill": ratio(lost, len(kills)),
+        "uncertain_rows": uncertain,
+        "finished": status(engine, crash) is CampaignStatus.done,
+    }
+    print(f"{len(kills)} kill -9 during a {n}-recipient campaign (at "
+          f"{[k['delivered_at_kill'] for k in kills]} delivered): duplicates {duplicates}, "
+          f"lost {lost} (rows marked uncertain: {uncertain}); restarts took "
+          f"{[k['restart_s'] for k in kills]} s")  # fmt: skip
+    return summary
 
 
 def schedule_only_range(engine: Any, campaign_id: int, first: int, count: int) -> None:

@@ -5,6 +5,8 @@ of the app in the middle of a campaign."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import json
 import os
 import signal
 import subprocess
@@ -22,8 +24,10 @@ from sqlmodel import select
 
 from bot.campaigns.compose import LinkSigner
 from bot.campaigns.sender import CampaignSender
+from bot.channels.base import Button, Reply, SendOutcome
 from bot.channels.telegram import TelegramChannel
 from bot.channels.telegram_limits import PerChatRateLimiter
+from bot.channels.telegram_render import SHORT_ID_PREFIX
 from bot.handoff import HumanMode
 from bot.outbox import Outbox
 from bot.rasa_client import RasaClient
@@ -281,6 +285,102 @@ def test_customers_talking_to_staff_get_it_afterwards_or_not_at_all(
     asyncio.run(run())
     assert statuses(engine, later)["7000"][0] is DeliveryStatus.sent
     assert sent_to(fake, token)[7001] == 0  # still with staff: waits
+
+
+LONG_PAYLOAD = "/similar_items" + json.dumps({"product_id": "P" * 80})  # over 64 bytes
+
+
+def test_after_the_claim_a_campaign_send_only_talks_to_telegram(
+    engine: Engine, fake: FakeTelegram, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a send needs from the store (a short id for a long button payload) is looked up in
+    `prepare_campaign`, before the claim: a crash between claim and wire then has almost no
+    time to happen in."""
+    token = "1:prepared"
+    reply = Reply(text="New arrivals", buttons=(Button("More like this", LONG_PAYLOAD),))
+
+    async def run() -> SendOutcome:
+        async with harness(engine, fake, token, tmp_path) as h:
+            await h.channel.prepare_campaign([reply])
+
+            async def no_store(*_: object) -> None:
+                raise AssertionError("the store was used between the claim and the wire")
+
+            monkeypatch.setattr(Shop, "transaction", no_store)
+            return await h.channel.send_campaign("5001", reply)
+
+    assert asyncio.run(run()).status == "sent"
+    (call,) = fake.calls(token, "sendMessage")
+    assert f'"{SHORT_ID_PREFIX}' in json.dumps(call.params["reply_markup"])
+    with session_scope(engine) as s:
+        key = json.dumps(call.params["reply_markup"]).split(f'"{SHORT_ID_PREFIX}')[1].split('"')[0]
+        assert channel_state.payload_for(s, key) == LONG_PAYLOAD
+
+
+SENDING: contextvars.ContextVar[bool] = contextvars.ContextVar("sending", default=False)
+
+
+def with_card_button(reply: Reply) -> Reply:
+    """The message with a long per-recipient payload, as a card's "more like this" has."""
+    return Reply(
+        reply.text, (*reply.buttons, Button("More like this", LONG_PAYLOAD + str(reply.text)))
+    )
+
+
+class Watched:
+    """The Telegram channel, noting what the sender asks of it and whether a send touches the
+    store (a send runs in its own task: the context variable marks it). Its messages carry a
+    long button payload, which needs a short id from the store."""
+
+    def __init__(self, channel: TelegramChannel) -> None:
+        self.channel = channel
+        self.prepared: list[Reply] = []
+        self.sent_unprepared = 0
+
+    async def admit_campaign(self) -> None:
+        await self.channel.admit_campaign()
+
+    async def prepare_campaign(self, replies: list[Reply]) -> None:
+        self.prepared.extend(replies)
+        await self.channel.prepare_campaign([with_card_button(r) for r in replies])
+
+    async def send_campaign(self, external_id: str, reply: Reply) -> SendOutcome:
+        self.sent_unprepared += reply not in self.prepared
+        SENDING.set(True)
+        return await self.channel.send_campaign(external_id, with_card_button(reply))
+
+
+def test_the_sender_prepares_each_batch_before_claiming_it(
+    engine: Engine, fake: FakeTelegram, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = "1:watched"
+    write_population(engine, 30, first_chat=6000)
+    cid = campaign(engine)
+    store_calls_while_sending = 0
+
+    async def run() -> Watched:
+        nonlocal store_calls_while_sending
+        async with harness(engine, fake, token, tmp_path) as h:
+            watched = Watched(h.channel)
+            h.sender.transports = {"telegram": watched}
+            transaction = Shop.transaction
+
+            async def counted(shop: Shop, work: Callable[..., object]) -> object:
+                nonlocal store_calls_while_sending
+                store_calls_while_sending += SENDING.get()
+                return await transaction(shop, work)
+
+            monkeypatch.setattr(Shop, "transaction", counted)
+            await h.run_until_idle()
+            return watched
+
+    watched = asyncio.run(run())
+    assert len(watched.prepared) == 30 and watched.sent_unprepared == 0
+    assert store_calls_while_sending == 0
+    assert sum(sent_to(fake, token).values()) == 30
+    markups = [json.dumps(c.params["reply_markup"]) for c in fake.calls(token, "sendMessage")]
+    assert all(f'"{SHORT_ID_PREFIX}' in markup for markup in markups)
+    assert all(status is DeliveryStatus.sent for status, _ in statuses(engine, cid).values())
 
 
 def test_a_killed_sender_neither_repeats_nor_loses_messages(

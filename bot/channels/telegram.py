@@ -22,9 +22,6 @@ import contextlib
 import hashlib
 import hmac
 import logging
-import os
-import secrets
-import socket
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -81,6 +78,7 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 DEFAULT_WEBHOOK_PATH = "/telegram/webhook"
 TYPING_EVERY_S = 4.5  # Telegram shows "typing…" for 5 s
 SENT_MEMORY = 10_000
+SHORT_ID_MEMORY = 20_000
 
 GREETING_PAYLOAD = "/greet"
 SUBSCRIBE_PAYLOAD = "/newsletter_subscribe"
@@ -154,11 +152,12 @@ class TelegramChannel:
         self.media = MediaStore(settings.data_dir / "media", settings.telegram_max_photo_bytes)
         self.photo_handler = photo_handler
         self.webhook_mode = bool(settings.telegram_webhook_url)
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.holder = channel_state.lease_holder()
         self._lease_ttl = timedelta(seconds=settings.telegram_poll_lease_seconds)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._send_locks: dict[str, asyncio.Lock] = {}
         self._sent: OrderedDict[int, None] = OrderedDict()
+        self._short_id_memory: OrderedDict[str, str] = OrderedDict()
         self._progress: dict[int, int] = {}
         self._unreachable: set[str] = set()
         self._poller: asyncio.Task[None] | None = None
@@ -600,13 +599,24 @@ class TelegramChannel:
             lambda s: channel_state.mark_unreachable(s, CHANNEL, chat)
         )
 
-    async def _short_ids(self, reply: Reply) -> dict[str, str]:
-        long = [p for p in payloads_of(reply) if needs_short_id(p)]
-        if not long:
-            return {}
-        return await self.router.shop.transaction(
-            lambda s: {p: channel_state.short_payload_id(s, CHANNEL, p) for p in long}
-        )
+    async def prepare_campaign(self, replies: list[Reply]) -> None:
+        """What sending these needs from the store (short button ids), in one transaction before
+        their deliveries are claimed: after the claim, a send only talks to Telegram."""
+        await self._short_ids(*replies)
+
+    async def _short_ids(self, *replies: Reply) -> dict[str, str]:
+        wanted = {p for reply in replies for p in payloads_of(reply) if needs_short_id(p)}
+        ids = {p: self._short_id_memory[p] for p in wanted if p in self._short_id_memory}
+        missing = [p for p in wanted if p not in ids]
+        if missing:  # an id, once stored, never changes: remembering it is safe
+            found = await self.router.shop.transaction(
+                lambda s: {p: channel_state.short_payload_id(s, CHANNEL, p) for p in missing}
+            )
+            ids.update(found)
+            self._short_id_memory.update(found)
+            while len(self._short_id_memory) > SHORT_ID_MEMORY:
+                self._short_id_memory.popitem(last=False)
+        return ids
 
     async def _send(self, chat_id: str, operation: Operation, bulk: bool = False) -> None:
         limits: dict[str, Any] = {"rate_limit_args": ADMITTED_BULK} if bulk else {}

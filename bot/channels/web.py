@@ -106,6 +106,9 @@ class WebChannel:
     async def admit_campaign(self) -> None:
         return None  # the web chat has no sending budget to share
 
+    async def prepare_campaign(self, replies: list[Reply]) -> None:
+        return None  # nothing to look up before sending
+
     async def send_campaign(self, external_id: str, reply: Reply) -> SendOutcome:
         """Campaign messages reach the web chat through its transcript (stored by the sender);
         an open chat window also gets it at once."""

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import secrets
+import socket
 from collections.abc import Collection
 from datetime import datetime, timedelta
 
@@ -80,8 +82,18 @@ def acquire_lease(
     )
     if taken.rowcount == 1:  # type: ignore[attr-defined]
         return True
-    if session.get(ChannelLease, name) is not None:
-        return False
+    current = session.get(ChannelLease, name, populate_existing=True)
+    if current is not None:
+        if not holder_has_died(current.holder):
+            return False
+        # its holder was killed on this machine: no need to wait for the lease to run out
+        taken = session.execute(
+            update(ChannelLease)
+            .where(col(ChannelLease.name) == name, col(ChannelLease.holder) == current.holder)
+            .values(holder=holder, acquired_at=now, expires_at=now + ttl)
+            .execution_options(synchronize_session=False)
+        )
+        return taken.rowcount == 1  # type: ignore[attr-defined]
     try:
         with session.begin_nested():
             lease = ChannelLease(name=name, holder=holder, acquired_at=now, expires_at=now + ttl)
@@ -89,6 +101,36 @@ def acquire_lease(
     except IntegrityError:
         return False  # another instance inserted it first
     return True
+
+
+def lease_holder() -> str:
+    """This process as a lease holder: host, pid namespace, pid and a random tag."""
+    return f"{socket.gethostname()}:{_pid_namespace()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def holder_has_died(holder: str) -> bool:
+    """True only for a holder that was a process of this host and pid namespace and no longer
+    exists; a holder elsewhere (or of an older format) is alive until its lease runs out."""
+    parts = holder.rsplit(":", 3)
+    if len(parts) != 4 or parts[1] == "-":
+        return False
+    host, namespace, pid, _ = parts
+    if host != socket.gethostname() or namespace != _pid_namespace() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, owned by someone else
+        return False
+    return False
+
+
+def _pid_namespace() -> str:
+    try:  # "pid:[4026531836]" on Linux: two containers may share a host name, never this
+        return os.readlink("/proc/self/ns/pid").removeprefix("pid:[").removesuffix("]")
+    except OSError:
+        return "-"
 
 
 def release_lease(session: Session, name: str, holder: str) -> None:
