@@ -1,7 +1,7 @@
 """Photo-search vector store at catalogue scale: insert, search latency, recall, memory.
 
     .venv/bin/python bench/vector_bench.py [--sizes 10000,100000,1000000] [--dim 1280] \
-        [--queries 200] [--local-max 100000] [--limit-s 600]
+        [--queries 200] [--local-max 100000] [--limit-s 600] [--search-ef 128,256,512]
 
 Synthetic, seeded, L2-normalised float32 vectors at the vision model's size (EfficientNet-Lite0
 features, 1280): 200 Gaussian cluster centres, plus a spread inside a shared low-rank subspace
@@ -11,8 +11,10 @@ stored, the copies are not). Each engine and size runs in its own child process 
 is its own), fed in batches from a data file:
 
 - `qdrant_edge`: the app's embedded store (`bot.vectors.edge.EdgeVectorStore`, Qdrant Edge, the
-  app's default HNSW settings); the insert, then `optimize` (the index build the app runs after
-  a bulk load), then searches through the store's `search`, as photo search calls it;
+  app's default HNSW settings and `VECTOR_SEARCH_EF`); the insert, then `optimize` (the index
+  build the app runs after a bulk load), then searches through the store's `search`, as photo
+  search calls it; with `--search-ef 100,512` the same index is searched again with each
+  `hnsw_ef` for its latency and recall (100 is Qdrant's own default);
 - `qdrant_client_local`: the same app interface on qdrant-client's local mode
   (`ServerVectorStore(QdrantClient(":memory:"))`), only up to `--local-max` (slow, memory hungry);
 - `numpy_exact`: the matrix in memory, `matrix @ query` and `argpartition` (exact top 10): the
@@ -46,7 +48,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import fmt, latency_summary_ms, machine_info, ratio, write_result
+from bot.settings import Settings
 
+APP_SEARCH_EF = int(Settings.model_fields["vector_search_ef"].default)  # VECTOR_SEARCH_EF
 ENGINES = ("numpy_exact", "qdrant_edge", "qdrant_client_local")
 COLLECTION = "vector_bench"
 VECTOR = "image"  # the name photo search uses in collection `products`
@@ -205,13 +209,13 @@ def _qdrant(job: dict[str, Any]) -> dict[str, Any]:
     if engine == "qdrant_edge":
         from bot.vectors.edge import EdgeVectorStore
 
-        store = edge_store = EdgeVectorStore(edge_root)
+        store = edge_store = EdgeVectorStore(edge_root, APP_SEARCH_EF)
     else:
         from qdrant_client import QdrantClient
 
         from bot.vectors.server import ServerVectorStore
 
-        store = ServerVectorStore(QdrantClient(":memory:"))
+        store = ServerVectorStore(QdrantClient(":memory:"), APP_SEARCH_EF)
 
     def shard_info() -> dict[str, int]:
         # EdgeVectorStore keeps its shards private; the bench reads them for the index facts
@@ -240,16 +244,28 @@ def _qdrant(job: dict[str, Any]) -> dict[str, Any]:
         extra["disk_mib"] = _dir_mib(edge_root)
     extra["count"] = store.count(COLLECTION)
 
-    for query in job["warmup"]:
-        store.search(COLLECTION, VECTOR, query.tolist(), limit=TOP_K)
-    latencies: list[float] = []
-    ids: list[list[int]] = []
-    for query in job["queries"]:
-        vector = query.tolist()
-        t0 = time.perf_counter()
-        hits = store.search(COLLECTION, VECTOR, vector, limit=TOP_K)
-        latencies.append(time.perf_counter() - t0)
-        ids.append([int(hit.id) for hit in hits])
+    def searches() -> tuple[list[float], list[list[int]]]:
+        for query in job["warmup"]:
+            store.search(COLLECTION, VECTOR, query.tolist(), limit=TOP_K)
+        latencies: list[float] = []
+        ids: list[list[int]] = []
+        for query in job["queries"]:
+            vector = query.tolist()
+            t0 = time.perf_counter()
+            hits = store.search(COLLECTION, VECTOR, vector, limit=TOP_K)
+            latencies.append(time.perf_counter() - t0)
+            ids.append([int(hit.id) for hit in hits])
+        return latencies, ids
+
+    latencies, ids = searches()  # the app's default `VECTOR_SEARCH_EF`
+    if edge_store is not None and job["search_ef"]:
+        import qdrant_edge as qe
+
+        extra["by_search_ef"] = {}
+        for ef in job["search_ef"]:  # the same index, searched with more HNSW candidates
+            edge_store.search_params = qe.SearchParams(hnsw_ef=ef)
+            ef_latencies, ef_ids = searches()
+            extra["by_search_ef"][ef] = {"latencies": ef_latencies, "ids": ef_ids}
     store.close()
     return {
         "insert_s": insert_s,
@@ -404,6 +420,14 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             f"{fmt(lat['p50_ms'], 3):>8} {fmt(lat['p95_ms'], 3):>8} {fmt(lat['p99_ms'], 3):>8} "
             f"{fmt(row.get('recall_at_10'), 3):>7} {fmt(row['peak_rss_mib'], 0):>9}{note}"
         )
+        for by_ef in row.get("by_search_ef", []):
+            lat = by_ef["latency"]
+            name = f"  hnsw_ef={by_ef['search_ef']}"
+            print(
+                f"{'':>9} {name:<20} {'':>9} {'':>8} {'':>8} {fmt(lat['p50_ms'], 3):>8} "
+                f"{fmt(lat['p95_ms'], 3):>8} {fmt(lat['p99_ms'], 3):>8} "
+                f"{fmt(by_ef['recall_at_10'], 3):>7}"
+            )
 
 
 def p50(rows: list[dict[str, Any]], engine: str, size: int) -> float | None:
@@ -469,12 +493,18 @@ def main() -> None:
     parser.add_argument("--local-max", type=int, default=100_000)
     parser.add_argument("--limit-s", type=float, default=600.0, help="per engine and size")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--search-ef",
+        default="",
+        help="Qdrant Edge: also search the built index with these hnsw_ef values (comma-separated)",
+    )
     parser.add_argument("--work-dir", type=Path, default=None, help="default: a temporary one")
     parser.add_argument(
         "--out", default="vector_search", help="result name: bench/results/<OUT>.json"
     )
     args = parser.parse_args()
     sizes = sorted({int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()})
+    search_ef = [int(ef) for ef in args.search_ef.split(",") if ef.strip()]
 
     machine = machine_info()
     rows: list[dict[str, Any]] = []
@@ -510,6 +540,7 @@ def main() -> None:
                     "work_dir": str(work_dir),
                     "queries": queries[: args.queries],
                     "warmup": queries[args.queries :],
+                    "search_ef": search_ef,
                 }
                 raw, wall = run_child(job, args.limit_s)
                 if "skipped" in raw or "error" in raw:
@@ -524,6 +555,14 @@ def main() -> None:
                     row["recall_at_10"] = 1.0
                 elif truth is not None:
                     row["recall_at_10"] = recall(raw["ids"], truth)
+                for ef, found in raw.get("by_search_ef", {}).items():
+                    row.setdefault("by_search_ef", []).append(
+                        {
+                            "search_ef": ef,
+                            "latency": latency_summary_ms(found["latencies"], digits=3),
+                            "recall_at_10": None if truth is None else recall(found["ids"], truth),
+                        }
+                    )
                 rows.append(row)
                 done[engine].append(row)
                 print(
@@ -549,6 +588,8 @@ def main() -> None:
             "local_max": args.local_max,
             "limit_s": args.limit_s,
             "seed": args.seed,
+            "app_search_ef": APP_SEARCH_EF,
+            "search_ef": search_ef,
             "data": {
                 "clusters": CLUSTERS,
                 "rank": RANK,

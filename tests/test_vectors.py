@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import qdrant_edge as qe
 from qdrant_client import QdrantClient
+from qdrant_client import models as qm
 
 from bot.settings import Settings
 from bot.vectors import (
@@ -248,6 +250,37 @@ def test_settings_choose_the_backend(tmp_path: Path) -> None:
     embedded = open_vector_store(Settings(data_dir=tmp_path, qdrant_url=""))
     assert isinstance(embedded, EdgeVectorStore)
     assert embedded.root == tmp_path / "qdrant"
+    assert embedded.search_params is not None and embedded.search_params.hnsw_ef == 256
     server = open_vector_store(Settings(data_dir=tmp_path, qdrant_url="http://127.0.0.1:6333"))
     assert isinstance(server, ServerVectorStore)
+    assert server.search_params is not None and server.search_params.hnsw_ef == 256
     server.close()
+
+
+def test_the_hnsw_search_width_is_configurable(tmp_path: Path) -> None:
+    """`VECTOR_SEARCH_EF` reaches both engines' searches (the bench measures its recall)."""
+    settings = Settings(data_dir=tmp_path, qdrant_url="", vector_search_ef=64)
+    embedded = open_vector_store(settings)
+    assert isinstance(embedded, EdgeVectorStore)
+    assert embedded.search_params is not None and embedded.search_params.hnsw_ef == 64
+    server = open_vector_store(settings.model_copy(update={"qdrant_url": "http://127.0.0.1:6333"}))
+    assert isinstance(server, ServerVectorStore)
+    assert server.search_params is not None and server.search_params.hnsw_ef == 64
+    server.close()
+    with pytest.raises(ValueError, match="greater than or equal to 1"):
+        Settings(data_dir=tmp_path, vector_search_ef=0)
+
+
+def test_search_with_a_set_hnsw_width_finds_the_same(store: VectorStore) -> None:
+    query = _unit(3, IMAGE_DIM)
+    before = [h.id for h in store.search("products", "image", query, limit=5)]
+    if isinstance(store, EdgeVectorStore):
+        store.search_params = qe.SearchParams(hnsw_ef=512)
+    else:
+        assert isinstance(store, ServerVectorStore)
+        store.search_params = qm.SearchParams(hnsw_ef=512)
+    try:
+        after = [h.id for h in store.search("products", "image", query, limit=5)]
+    finally:
+        store.search_params = None
+    assert after == before

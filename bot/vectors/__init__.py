@@ -63,10 +63,10 @@ def open_vector_store(settings: Settings) -> VectorStore:
     if settings.qdrant_url:
         from bot.vectors.server import ServerVectorStore
 
-        return ServerVectorStore.connect(settings.qdrant_url)
+        return ServerVectorStore.connect(settings.qdrant_url, search_ef=settings.vector_search_ef)
     from bot.vectors.edge import EdgeVectorStore
 
-    return EdgeVectorStore(settings.data_dir / "qdrant")
+    return EdgeVectorStore(settings.data_dir / "qdrant", settings.vector_search_ef)
 
 
 __all__ = [

@@ -116,10 +116,12 @@ def _open_error(path: Path, error: Exception) -> VectorStoreError:
 
 
 class EdgeVectorStore:
-    """`VectorStore` on Qdrant Edge shards under `root` (DATA_DIR/qdrant in the app)."""
+    """`VectorStore` on Qdrant Edge shards under `root` (DATA_DIR/qdrant in the app);
+    `search_ef`: HNSW candidates per search (None: Qdrant's default, its `ef_construct`, 100)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, search_ef: int | None = None) -> None:
         self.root = Path(root)
+        self.search_params = None if search_ef is None else qe.SearchParams(hnsw_ef=search_ef)
         self._open: dict[str, _Collection] = {}
         self._lock = threading.Lock()  # opening/creating shards, not every read
 
@@ -247,6 +249,7 @@ class EdgeVectorStore:
             query=qe.Query.Nearest([float(x) for x in vector], using=vector_name),
             filter=coll.filter(filter),
             with_payload=True,
+            params=self.search_params,
         )
         hits = []
         for point in coll.shard.query(request):

@@ -63,16 +63,18 @@ def _filter(flt: PayloadFilter | None) -> qm.Filter | None:
 class ServerVectorStore:
     """`VectorStore` on a Qdrant server, or on qdrant-client's local mode for tests."""
 
-    def __init__(self, client: QdrantClient) -> None:
+    def __init__(self, client: QdrantClient, search_ef: int | None = None) -> None:
         self.client = client
+        self.search_params = None if search_ef is None else qm.SearchParams(hnsw_ef=search_ef)
 
     @classmethod
-    def connect(cls, url: str, api_key: str | None = None, timeout: int = 10) -> ServerVectorStore:
-        return cls(
-            QdrantClient(
-                url=url, api_key=api_key or None, timeout=timeout, check_compatibility=False
-            )
+    def connect(
+        cls, url: str, api_key: str | None = None, timeout: int = 10, search_ef: int | None = None
+    ) -> ServerVectorStore:
+        client = QdrantClient(
+            url=url, api_key=api_key or None, timeout=timeout, check_compatibility=False
         )
+        return cls(client, search_ef)
 
     def collection_exists(self, name: str) -> bool:
         return bool(self.client.collection_exists(name))
@@ -142,6 +144,7 @@ class ServerVectorStore:
                 query=[float(x) for x in vector],
                 using=vector_name,
                 query_filter=_filter(filter),
+                search_params=self.search_params,
                 limit=limit,
                 with_payload=True,
             )
