@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -317,8 +318,14 @@ def kill_and_restart(
     with session_scope(engine) as s:
         rows = store.deliveries_of(s, crash)
     uncertain = sum(1 for r in rows if r.status is DeliveryStatus.uncertain)
-    lost = sum(1 for chat in range(first, first + n) if got[chat] == 0)
+    lost_chats = {str(chat) for chat in range(first, first + n) if got[chat] == 0}
+    lost = len(lost_chats)
     duplicates = sum(c - 1 for c in got.values() if c > 1)
+    # what the restarted senders said about the rows the killed ones left in `sending`
+    logs = "".join(
+        (stack.data_dir / f"app-after-kill-{i}.out").read_text(errors="replace")
+        for i in range(1, len(kills) + 1)
+    )
     summary = {
         "recipients": n,
         "kills": len(kills),
@@ -327,6 +334,13 @@ def kill_and_restart(
         "lost": lost,
         "lost_per_kill": ratio(lost, len(kills)),
         "uncertain_rows": uncertain,
+        "resent_after_restart": _logged_counts(logs, "claimed but never sent"),
+        "left_uncertain_at_restart": _logged_counts(logs, "interrupted mid-send"),
+        "lost_rows": [
+            {"status": r.status.value, "error": r.error, "attempts": r.attempts}
+            for r in rows
+            if r.external_id in lost_chats
+        ],
         "finished": status(engine, crash) is CampaignStatus.done,
     }
     print(f"{len(kills)} kill -9 during a {n}-recipient campaign (at "
@@ -334,6 +348,12 @@ def kill_and_restart(
           f"lost {lost} (rows marked uncertain: {uncertain}); restarts took "
           f"{[k['restart_s'] for k in kills]} s")  # fmt: skip
     return summary
+
+
+def _logged_counts(logs: str, phrase: str) -> int:
+    """The sum of N over the log lines "N campaign deliveries were <phrase>…"."""
+    pattern = re.compile(r"(\d+) campaign deliveries were " + re.escape(phrase))
+    return sum(int(m.group(1)) for m in pattern.finditer(logs))
 
 
 def schedule_only_range(engine: Any, campaign_id: int, first: int, count: int) -> None:

@@ -24,6 +24,7 @@ from sqlmodel import select
 
 from bot.campaigns.compose import LinkSigner
 from bot.campaigns.sender import CampaignSender
+from bot.campaigns.wire_journal import WireJournal, boot_id
 from bot.channels.base import Button, Reply, SendOutcome
 from bot.channels.telegram import TelegramChannel
 from bot.channels.telegram_limits import PerChatRateLimiter
@@ -40,6 +41,7 @@ from bot.store.campaigns import CampaignStatus, DeliveryStatus
 from bot.store.db import make_engine, migrate, session_scope
 from bot.store.models import ChannelIdentity, Message
 from tests.campaign_population import write_population
+from tests.conftest_store import dead_pid, holder_with_pid
 from tests.fake_telegram import FakeTelegram
 from tests.live_stack import free_port, wait_http
 
@@ -381,6 +383,78 @@ def test_the_sender_prepares_each_batch_before_claiming_it(
     markups = [json.dumps(c.params["reply_markup"]) for c in fake.calls(token, "sendMessage")]
     assert all(f'"{SHORT_ID_PREFIX}' in markup for markup in markups)
     assert all(status is DeliveryStatus.sent for status, _ in statuses(engine, cid).values())
+
+
+def test_every_send_is_journalled_claim_first_then_wire(
+    engine: Engine, fake: FakeTelegram, tmp_path: Path
+) -> None:
+    """The claim line is written inside the claim transaction, the wire line by the Telegram
+    request layer just before the HTTP request (PTB's `do_request`)."""
+    if not boot_id():
+        pytest.skip("no Linux boot id here: the wire journal is off")
+    token = "1:journal"
+    write_population(engine, 12, first_chat=6500)
+    cid = campaign(engine)
+
+    async def run() -> None:
+        async with harness(engine, fake, token, tmp_path) as h:
+            await h.run_until_idle()
+
+    asyncio.run(run())
+    lines = [line.split(" ") for line in (tmp_path / "campaign-wire.log").read_text().splitlines()]
+    sent = {
+        row.id
+        for row in _rows(engine, cid)
+        if row.status is DeliveryStatus.sent and row.id is not None
+    }
+    assert len(sent) == 12
+    for delivery in sent:
+        kinds = [kind for _, _, kind, d in lines if int(d) == delivery]
+        assert kinds == ["claim", "wire"], (delivery, kinds)
+
+
+def test_a_restarted_sender_resends_what_a_killed_one_claimed_but_never_sent(
+    engine: Engine, fake: FakeTelegram, tmp_path: Path
+) -> None:
+    """Rows left in `sending`: claimed and never on the wire (journal) → sent once now; on the
+    wire or not in the journal → `uncertain`, never sent again."""
+    if not boot_id() or channel_state.lease_holder().split(":")[1] == "-":
+        pytest.skip("no Linux boot id or pid namespace here: the wire journal is off")
+    token = "1:recover"
+    chats = write_population(engine, 6, first_chat=6600)
+    cid = campaign(engine)
+
+    async def run() -> dict[int, str]:
+        async with harness(engine, fake, token, tmp_path) as h:
+            await h.sender.start(cid, NOW)
+            rows = {row.id: row.external_id for row in _rows(engine, cid) if row.id is not None}
+            ids = sorted(rows)
+            with session_scope(engine) as s:  # the killed sender's claims
+                store.mark(s, ids, DeliveryStatus.sending, count_attempt=True)
+            killed = WireJournal(tmp_path / "campaign-wire.log", holder_with_pid(dead_pid()))
+            killed.claimed(ids[:5])  # the sixth: claimed by a sender on another machine
+            killed.on_wire(ids[0])
+            killed.on_wire(ids[1])
+            killed.close()
+            await h.run_until_idle()
+            return rows
+
+    rows = asyncio.run(run())
+    ids = sorted(rows)
+    result = statuses(engine, cid)
+    assert [result[rows[i]][0] for i in ids] == [
+        DeliveryStatus.uncertain, DeliveryStatus.uncertain,
+        DeliveryStatus.sent, DeliveryStatus.sent, DeliveryStatus.sent,
+        DeliveryStatus.uncertain,
+    ]  # fmt: skip
+    counts = sent_to(fake, token)
+    assert {chat for chat in chats if counts[chat]} == {int(rows[i]) for i in ids[2:5]}
+    assert all(counts[chat] <= 1 for chat in chats)
+
+
+def _rows(engine: Engine, campaign_id: int) -> list[store.CampaignDelivery]:
+    with session_scope(engine) as s:
+        return list(store.deliveries_of(s, campaign_id))
 
 
 def test_a_killed_sender_neither_repeats_nor_loses_messages(

@@ -5,8 +5,6 @@ gives it up at once."""
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 from datetime import timedelta
 
 import pytest
@@ -14,7 +12,7 @@ from sqlalchemy import Engine
 
 from bot.store import channel_state
 from bot.store.db import session_scope
-from tests.conftest_store import NOW
+from tests.conftest_store import NOW, dead_pid, holder_with_pid
 
 pytest_plugins = ("tests.store_fixtures",)
 
@@ -25,18 +23,6 @@ def take(engine: Engine, holder: str, seconds_later: float = 0) -> bool:
     with session_scope(engine) as session:
         now = NOW + timedelta(seconds=seconds_later)
         return channel_state.acquire_lease(session, "sender", holder, TTL, now)
-
-
-def dead_pid() -> int:
-    process = subprocess.Popen([sys.executable, "-c", "pass"])
-    process.wait()  # exited and reaped: nothing runs under this pid now
-    return process.pid
-
-
-def like_me(pid: int) -> str:
-    """A holder on this host and pid namespace with another pid."""
-    host, namespace, _, tag = channel_state.lease_holder().rsplit(":", 3)
-    return f"{host}:{namespace}:{pid}:{tag}"
 
 
 def test_a_live_holder_keeps_the_lease_until_it_runs_out(store_engine: Engine) -> None:
@@ -54,7 +40,7 @@ def test_a_holder_killed_on_this_machine_gives_the_lease_up_at_once(
 ) -> None:
     if channel_state.lease_holder().split(":")[1] == "-":
         pytest.skip("no /proc/self/ns/pid here: a dead holder cannot be told from a remote one")
-    killed = like_me(dead_pid())
+    killed = holder_with_pid(dead_pid())
     assert channel_state.holder_has_died(killed)
     assert take(store_engine, killed)
     successor = channel_state.lease_holder()

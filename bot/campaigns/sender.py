@@ -11,12 +11,13 @@ One sender runs across all app instances (a store lease). For every delivery:
 4. it hands the message to the channel; the outcome (sent → transcript message, retry with
    backoff, blocked, failed) is written in batches.
 
-A sender killed between 3 and 4 leaves rows in `sending`; the next sender marks them
-`uncertain` and never sends them again, so a crash can cost at most the few messages that
-were on the wire, never a duplicate. Rows not yet at step 3 are still `pending` and go out
-after the restart. After step 3 a send touches nothing but the channel, which keeps the
-moment a crash can cost a message short. A sender restarted on the same machine takes over
-the lease of the killed one at once (`channel_state.holder_has_died`).
+A sender killed between 3 and 4 leaves rows in `sending`. The next sender reads the wire
+journal (`wire_journal`): a row whose claim is there without a `wire` line never left the
+process and goes out again; any other becomes `uncertain` and is never sent again (it may
+have reached the customer, and a duplicate promotion is worse than a missing one). Rows not
+yet at step 3 are still `pending` and go out after the restart. After step 3 a send touches
+nothing but the channel. A sender restarted on the same machine takes over the lease of the
+killed one at once (`channel_state.holder_has_died`).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from zoneinfo import ZoneInfo
 from aiolimiter import AsyncLimiter
 from sqlmodel import Session, col, select
 
-from ..channels.base import Reply, SendOutcome
+from ..channels.base import Reply, SendOutcome, before_wire
 from ..recommendations import Recommendations
 from ..shop import Shop
 from ..store import campaigns as store
@@ -45,6 +46,7 @@ from ..store.db import session_scope
 from ..store.models import Customer
 from .compose import LinkSigner, Person, Variant, render, variants_from_json
 from .segments import CustomerFacts, SegmentFilter, audience, customer_facts, snapshot
+from .wire_journal import WireJournal
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +62,9 @@ class CampaignTransport(Protocol):
 
     async def prepare_campaign(self, replies: list[Reply]) -> None: ...
 
-    async def send_campaign(self, external_id: str, reply: Reply) -> SendOutcome: ...
+    async def send_campaign(self, external_id: str, reply: Reply) -> SendOutcome:
+        """Send it; `channels.base.announce_wire()` first, before anything leaves the process."""
+        ...
 
 
 @dataclass
@@ -114,6 +118,7 @@ class CampaignSender:
         self.batch = batch
         self.idle_s = idle_s
         self.holder = channel_state.lease_holder()
+        self.journal = WireJournal(shop.settings.data_dir / "campaign-wire.log", self.holder)
         self._queue: asyncio.Queue[Prepared] = asyncio.Queue(maxsize=batch)
         self._done: list[Done] = []
         self._in_flight: set[int] = set()
@@ -158,6 +163,7 @@ class CampaignSender:
                 await task
         self._background = []
         await self._flush_done()
+        self.journal.close()  # reopened by the next write
 
     async def _tx(self, work: Callable[[Session], T]) -> T:
         def run() -> T:
@@ -175,10 +181,7 @@ class CampaignSender:
         if not held:
             return 0
         if not self._recovered:
-            lost = await self._tx(store.recover_interrupted)
-            if lost:
-                log.warning("%d campaign deliveries were interrupted mid-send: not resent", lost)
-            self._recovered = True
+            await self._recover()
         await self._start_due(now)
         recommender = await asyncio.to_thread(self._recommender)  # never inside a transaction
         prepared = await self._tx(lambda s: self._prepare(s, now, recommender))
@@ -188,6 +191,17 @@ class CampaignSender:
             await self._queue.put(item)
         await self._finish_campaigns()
         return len(prepared)
+
+    async def _recover(self) -> None:
+        """Rows a dead sender left in `sending`: those its journal shows never reached a channel
+        go out again, the rest become `uncertain` (they may have reached the customer)."""
+        never_sent = await asyncio.to_thread(self.journal.never_sent)
+        again, uncertain = await self._tx(lambda s: store.recover_interrupted(s, never_sent))
+        if again:
+            log.warning("%d campaign deliveries were claimed but never sent: sending them", again)
+        if uncertain:
+            log.warning("%d campaign deliveries were interrupted mid-send: not resent", uncertain)
+        self._recovered = True
 
     async def drain(self) -> None:
         """Wait until everything queued has been sent and written (tests, benchmarks)."""
@@ -310,7 +324,7 @@ class CampaignSender:
                     error = f"the {item.channel} channel is not connected"
                     self._finish(item, SendOutcome("retry", error))
             try:
-                claimed = await self._tx(partial(_claim_all, items=ready, now=self.shop.now()))
+                claimed = await self._tx(partial(self._claim, items=ready, now=self.shop.now()))
             except Exception:
                 log.exception("claiming campaign deliveries failed; they stay pending")
                 claimed = []
@@ -323,6 +337,11 @@ class CampaignSender:
                 else:  # skipped, postponed or paused inside the claim
                     self._in_flight.discard(item.delivery_id)
 
+    def _claim(self, session: Session, items: list[Prepared], now: datetime) -> list[Prepared]:
+        claimed = _claim_all(session, items, now)
+        self.journal.claimed(i.delivery_id for i in claimed)  # before the claim commits
+        return claimed
+
     async def _admit(self, item: Prepared) -> None:
         transport = self.transports.get(item.channel)
         if transport is not None:
@@ -330,6 +349,7 @@ class CampaignSender:
             await transport.admit_campaign()
 
     async def _send(self, item: Prepared) -> None:
+        before_wire.set(partial(self.journal.on_wire, item.delivery_id))  # this task's context
         try:
             outcome = await self.transports[item.channel].send_campaign(
                 item.external_id, item.reply

@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+# Set by the campaign sender around one send: called just before each request of it leaves
+# the process (`campaigns.wire_journal`). Every channel's `send_campaign` must announce.
+before_wire: ContextVar[Callable[[], None] | None] = ContextVar("before_wire", default=None)
+
+
+def announce_wire() -> None:
+    """This send is about to leave the process (raises if that cannot be noted: do not send)."""
+    hook = before_wire.get()
+    if hook is not None:
+        hook()
 
 
 def is_link(payload: str) -> bool:

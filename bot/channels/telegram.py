@@ -50,8 +50,9 @@ from telegram.error import (
     TelegramError,
 )
 from telegram.ext import Application, BaseRateLimiter, filters
+from telegram.request import HTTPXRequest
 
-from bot.channels.base import InboundMessage, Reply, SendOutcome, is_link
+from bot.channels.base import InboundMessage, Reply, SendOutcome, announce_wire, is_link
 from bot.channels.telegram_limits import ADMITTED_BULK, PerChatRateLimiter, retry_after_seconds
 from bot.channels.telegram_render import (
     SHORT_ID_PREFIX,
@@ -121,7 +122,18 @@ def webhook_path(settings: Settings) -> str:
     return path if path not in ("", "/") else DEFAULT_WEBHOOK_PATH
 
 
+class AnnouncingRequest(HTTPXRequest):
+    """PTB's HTTP layer, telling a campaign send's journal just before its request leaves."""
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        announce_wire()
+        return await super().do_request(*args, **kwargs)
+
+
 def build_application(settings: Settings, rate_limiter: BaseRateLimiter[Any]) -> Application:
+    request = AnnouncingRequest(
+        connection_pool_size=256, connect_timeout=10, read_timeout=20, write_timeout=20
+    )
     builder = (
         Application.builder()
         .token(settings.telegram_bot_token)
@@ -129,9 +141,7 @@ def build_application(settings: Settings, rate_limiter: BaseRateLimiter[Any]) ->
         .base_file_url(settings.telegram_base_file_url)
         .rate_limiter(rate_limiter)
         .updater(None)  # we poll ourselves: an update is confirmed only once it is stored
-        .connect_timeout(10)
-        .read_timeout(20)
-        .write_timeout(20)
+        .request(request)
     )
     return builder.build()
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from bot.channels.base import InboundMessage, Reply, SendOutcome
+from bot.channels.base import InboundMessage, Reply, SendOutcome, announce_wire
 from bot.outbox import message_json
 from bot.router import Router, Turn
 from bot.store import conversations
@@ -113,6 +113,7 @@ class WebChannel:
         """Campaign messages reach the web chat through its transcript (stored by the sender);
         an open chat window also gets it at once."""
         message = {"id": None, "role": "bot", **reply.to_json()}
+        announce_wire()
         for ws in [ws for ws in self._sockets.get(external_id, set()) if not ws.closed]:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await ws.send_json({"type": "message", "message": message})

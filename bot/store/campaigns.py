@@ -4,14 +4,15 @@ A campaign moves draft → scheduled → sending → done (or paused / cancelled
 it starts, its audience is written as delivery rows in one transaction (unique per campaign
 and customer, with an idempotency key), so a restart never builds it twice. The sender moves
 each row pending → sending → sent | failed | skipped; a row left in `sending` by a sender that
-died is `uncertain` afterwards and is never sent again (a second promotional message is worse
-than a missing one). Migration `0005_campaigns` creates these tables.
+died is pending again when the sender's wire journal shows it never left, else `uncertain`,
+never sent again (a second promotional message is worse than a missing one). Migration
+`0005_campaigns` creates these tables.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -272,15 +273,28 @@ def finish_if_done(session: Session, campaign: Campaign, now: datetime) -> bool:
 # --- deliveries -----------------------------------------------------------------------------
 
 
-def recover_interrupted(session: Session) -> int:
-    """Rows a dead sender left in `sending`: it may or may not have reached the customer."""
+def recover_interrupted(session: Session, never_sent: Collection[int] = ()) -> tuple[int, int]:
+    """Rows a dead sender left in `sending`: those in `never_sent` (known not to have left it)
+    are pending again, the others may or may not have reached the customer. (again, uncertain)"""
+    again = 0
+    if never_sent:
+        resent = session.execute(
+            update(CampaignDelivery)
+            .where(
+                col(CampaignDelivery.status) == DeliveryStatus.sending,
+                col(CampaignDelivery.id).in_(sorted(never_sent)),
+            )
+            .values(status=DeliveryStatus.pending, error="sender stopped before sending it")
+            .execution_options(synchronize_session=False)
+        )
+        again = int(resent.rowcount or 0)  # type: ignore[attr-defined]
     result = session.execute(
         update(CampaignDelivery)
         .where(col(CampaignDelivery.status) == DeliveryStatus.sending)
         .values(status=DeliveryStatus.uncertain, error="sender stopped while sending")
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return again, int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def due_deliveries(
