@@ -14,7 +14,7 @@ import socket
 from collections.abc import Collection
 from datetime import datetime, timedelta
 
-from sqlalchemy import Index, update
+from sqlalchemy import ColumnElement, Index, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, Text, col, select
 
@@ -71,29 +71,17 @@ def acquire_lease(
 ) -> bool:
     """Take or renew `name` for `holder`; False while someone else holds an unexpired lease."""
     now = now or utcnow()
-    taken = session.execute(
-        update(ChannelLease)
-        .where(
-            col(ChannelLease.name) == name,
-            (col(ChannelLease.holder) == holder) | (col(ChannelLease.expires_at) < now),
-        )
-        .values(holder=holder, acquired_at=now, expires_at=now + ttl)
-        .execution_options(synchronize_session=False)
-    )
-    if taken.rowcount == 1:  # type: ignore[attr-defined]
+    if _take_lease(
+        session, name, holder, ttl, now,
+        (col(ChannelLease.holder) == holder) | (col(ChannelLease.expires_at) < now),
+    ):  # fmt: skip
         return True
     current = session.get(ChannelLease, name, populate_existing=True)
     if current is not None:
-        if not holder_has_died(current.holder):
-            return False
         # its holder was killed on this machine: no need to wait for the lease to run out
-        taken = session.execute(
-            update(ChannelLease)
-            .where(col(ChannelLease.name) == name, col(ChannelLease.holder) == current.holder)
-            .values(holder=holder, acquired_at=now, expires_at=now + ttl)
-            .execution_options(synchronize_session=False)
+        return holder_has_died(current.holder) and _take_lease(
+            session, name, holder, ttl, now, col(ChannelLease.holder) == current.holder
         )
-        return taken.rowcount == 1  # type: ignore[attr-defined]
     try:
         with session.begin_nested():
             lease = ChannelLease(name=name, holder=holder, acquired_at=now, expires_at=now + ttl)
@@ -101,6 +89,24 @@ def acquire_lease(
     except IntegrityError:
         return False  # another instance inserted it first
     return True
+
+
+def _take_lease(
+    session: Session,
+    name: str,
+    holder: str,
+    ttl: timedelta,
+    now: datetime,
+    condition: ColumnElement[bool],
+) -> bool:
+    """Make `holder` the holder of `name` where `condition` holds; True when it did."""
+    taken = session.execute(
+        update(ChannelLease)
+        .where(col(ChannelLease.name) == name, condition)
+        .values(holder=holder, acquired_at=now, expires_at=now + ttl)
+        .execution_options(synchronize_session=False)
+    )
+    return taken.rowcount == 1  # type: ignore[attr-defined]
 
 
 def lease_holder() -> str:
@@ -124,6 +130,11 @@ def holder_has_died(holder: str) -> bool:
     except OSError:  # exists, owned by someone else
         return False
     return False
+
+
+def can_tell_dead_holders() -> bool:
+    """Whether this machine lets `holder_has_died` say yes (Linux: a pid namespace to read)."""
+    return _pid_namespace() != "-"
 
 
 def _pid_namespace() -> str:
