@@ -389,7 +389,7 @@ def test_every_send_is_journalled_claim_first_then_wire(
     engine: Engine, fake: FakeTelegram, tmp_path: Path
 ) -> None:
     """The claim line is written inside the claim transaction, the wire line by the Telegram
-    request layer just before the HTTP request (PTB's `do_request`)."""
+    channel's network stream just before the request's one write (`wire_transport`)."""
     if not boot_id():
         pytest.skip("no Linux boot id here: the wire journal is off")
     token = "1:journal"

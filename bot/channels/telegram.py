@@ -52,7 +52,7 @@ from telegram.error import (
 from telegram.ext import Application, BaseRateLimiter, filters
 from telegram.request import HTTPXRequest
 
-from bot.channels.base import InboundMessage, Reply, SendOutcome, announce_wire, is_link
+from bot.channels.base import InboundMessage, Reply, SendOutcome, is_link
 from bot.channels.telegram_limits import ADMITTED_BULK, PerChatRateLimiter, retry_after_seconds
 from bot.channels.telegram_render import (
     SHORT_ID_PREFIX,
@@ -65,6 +65,7 @@ from bot.channels.telegram_render import (
     payloads_of,
     render,
 )
+from bot.channels.wire_transport import wire_announcing_transport
 from bot.media import MediaRejected, MediaStore
 from bot.router import Router
 from bot.settings import Settings
@@ -122,17 +123,14 @@ def webhook_path(settings: Settings) -> str:
     return path if path not in ("", "/") else DEFAULT_WEBHOOK_PATH
 
 
-class AnnouncingRequest(HTTPXRequest):
-    """PTB's HTTP layer, telling a campaign send's journal just before its request leaves."""
-
-    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
-        announce_wire()
-        return await super().do_request(*args, **kwargs)
-
-
 def build_application(settings: Settings, rate_limiter: BaseRateLimiter[Any]) -> Application:
-    request = AnnouncingRequest(
-        connection_pool_size=256, connect_timeout=10, read_timeout=20, write_timeout=20
+    pool_size = 256
+    request = HTTPXRequest(  # a campaign send's journal hears when its request leaves
+        connection_pool_size=pool_size,
+        connect_timeout=10,
+        read_timeout=20,
+        write_timeout=20,
+        httpx_kwargs={"transport": wire_announcing_transport(pool_size)},
     )
     builder = (
         Application.builder()
