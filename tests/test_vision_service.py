@@ -217,3 +217,42 @@ async def test_not_ready_until_warm(embedder: ImageEmbedder) -> None:
     finally:
         gate.set()
         await server.close()
+
+
+class ThreadRecordingEmbedder(ImageEmbedder):
+    """The real model, noting which thread each torch call runs on."""
+
+    def __init__(self, inner: ImageEmbedder) -> None:
+        self.__dict__.update(inner.__dict__)
+        self.threads: list[int] = []
+
+    def warm_up(self) -> None:
+        self.threads.append(threading.get_ident())
+        super().warm_up()
+
+    def embed_arrays(self, arrays: Sequence[np.ndarray], top_k: int = 0) -> list[Embedding]:
+        self.threads.append(threading.get_ident())
+        return super().embed_arrays(arrays, top_k)
+
+
+async def test_every_torch_call_runs_on_one_thread(
+    embedder: ImageEmbedder, http: aiohttp.ClientSession
+) -> None:
+    """Warm-up and every forward pass share one thread: OpenMP gives each calling thread its
+    own worker team, and a second team on 2 cores made each forward 2x slower for good."""
+    recording = ThreadRecordingEmbedder(embedder)
+    server = await start(CONFIG, recording)
+    try:
+        url = str(server.make_url("/v1/embed"))
+        pictures = [jpeg(p) for p in drawn_pictures(6)]
+
+        async def post(data: bytes) -> int:
+            async with http.post(url, data=data) as r:
+                return r.status
+
+        assert await asyncio.gather(*(post(p) for p in pictures)) == [200] * 6
+    finally:
+        await server.close()
+    assert len(recording.threads) >= 2
+    assert len(set(recording.threads)) == 1
+    assert recording.threads[0] != threading.get_ident()  # not the event loop's thread
