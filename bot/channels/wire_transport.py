@@ -125,7 +125,7 @@ def wire_announcing_transport(max_connections: int) -> httpx.AsyncHTTPTransport:
     httpx does not take a network backend as a parameter, so its connection pool is replaced
     by an identical one that has it (tests/test_wire_transport.py checks the result).
     """
-    transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=max_connections))
+    transport = httpx.AsyncHTTPTransport()  # its own pool is replaced: the limits live below
     transport._pool = httpcore.AsyncConnectionPool(
         ssl_context=httpx.create_ssl_context(),
         max_connections=max_connections,
