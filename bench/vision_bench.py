@@ -123,8 +123,14 @@ async def run_service(
     args = ["--port", str(port), "--model", model, "--max-batch", str(max_batch),
             "--max-queue", "256"]  # fmt: skip
     env = service_environment(malloc_tuning=tuned)
+    # its access log goes nowhere: an unread pipe fills up after a few hundred requests and
+    # then stalls the service
     process = subprocess.Popen(
-        service_command(args), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        service_command(args),
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -19,7 +19,7 @@ from tests.vision_fixtures import (
 )
 from vision import DEFAULT_MODEL, ImageEmbedder, load_model
 from vision.errors import ImageTooLarge, ImageTooManyPixels, UnsupportedImage
-from vision.imaging import ImageLimits, open_image
+from vision.imaging import ImageLimits, open_image, to_array
 from vision.labels import imagenet_class_names
 from vision.values import confident_label
 
@@ -78,6 +78,14 @@ def test_batch_norms_folded_into_convolutions_change_no_output() -> None:
         after = net.extract_features(pictures)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
     assert torch.allclose(before, after, atol=1e-4)
+
+
+def test_model_input_is_exactly_the_lite_scaling() -> None:
+    pixels = np.random.default_rng(3).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    array = to_array(Image.fromarray(pixels))
+    expected = ((pixels.astype(np.float32) - 127.0) / 128.0).transpose(2, 0, 1)
+    assert array.dtype == np.float32 and array.flags.c_contiguous
+    assert np.array_equal(array, expected)  # bit for bit, not within a tolerance
 
 
 def test_vectors_are_unit_float32_with_model_id(embedder: ImageEmbedder) -> None:

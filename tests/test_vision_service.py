@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -17,7 +18,7 @@ from aiohttp.test_utils import TestServer
 from tests.vision_fixtures import drawn_pictures, drawn_tshirt, jpeg, png_header_only
 from vision import ImageEmbedder, VisionClient, load_model
 from vision.errors import UnsupportedImage
-from vision.service import ServiceConfig, create_app
+from vision.service import ServiceConfig, create_app, json_response
 from vision.values import Embedding
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -105,6 +106,18 @@ async def test_embed_raw_bytes_and_multipart(service: str, http: aiohttp.ClientS
         multipart = await r.json()
     assert r.status == 200 and multipart["labels"] == []
     assert np.allclose(multipart["vector"], raw["vector"], atol=1e-6)
+
+
+def test_vectors_read_back_as_the_same_float32() -> None:
+    rng = np.random.default_rng(5)
+    vectors = rng.standard_normal((50, 1280)).astype(np.float32)
+    vectors[0, :4] = (1e-30, -1e-30, 0.0, 1.0)  # tiny, zero and round values too
+    for vector in vectors:
+        response = json_response(Embedding(vector, "m").to_json())
+        assert response.content_type == "application/json"
+        assert isinstance(response.body, bytes)
+        body = Embedding.from_json(json.loads(response.body))
+        assert np.array_equal(body.vector, vector) and body.model == "m"
 
 
 async def test_batch_equals_one_by_one(service: str, http: aiohttp.ClientSession) -> None:

@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Any
 
 import aiohttp
+import orjson
 
 from vision.errors import ImageRejected, ImageTooLarge, ImageTooManyPixels, UnsupportedImage
 from vision.values import Embedding
@@ -131,7 +132,9 @@ class VisionClient:
                         retry_after = _retry_after(response.headers.get("Retry-After"))
                         last = f"503 from {url}"
                         continue
-                    payload: dict[str, Any] = await response.json(content_type=None)
+                    payload: dict[str, Any] = await response.json(
+                        loads=orjson.loads, content_type=None
+                    )
                     if response.status >= 400:
                         error = payload.get("error", {}) if isinstance(payload, dict) else {}
                         if response.status in (413, 415):

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 from aiohttp import BodyPartReader, web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -288,12 +289,22 @@ class ServiceState:
             batcher.release(len(images))
 
 
+def json_response(
+    body: object, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """A JSON response; numpy vectors are written as float32 (see `Embedding.to_json`)."""
+    return web.Response(
+        body=orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
+        status=status,
+        headers=headers,
+        content_type="application/json",
+    )
+
+
 def _error(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> web.Response:
-    return web.json_response(
-        {"error": {"code": code, "message": message}}, status=status, headers=headers
-    )
+    return json_response({"error": {"code": code, "message": message}}, status, headers)
 
 
 def _top_k(request: web.Request) -> int:
@@ -395,7 +406,7 @@ async def handle_embed(request: web.Request) -> web.Response:
     (result,) = await state.embed(images, top_k)
     if isinstance(result, ImageRejected):
         raise result
-    return web.json_response(result.to_json())
+    return json_response(result.to_json())
 
 
 async def handle_embed_batch(request: web.Request) -> web.Response:
@@ -414,13 +425,13 @@ async def handle_embed_batch(request: web.Request) -> web.Response:
             body = result.to_json()
             out.append({"vector": body["vector"], "labels": body["labels"]})
     assert state.embedder is not None
-    return web.json_response(
+    return json_response(
         {"model": state.embedder.model_id, "dim": state.embedder.dim, "results": out}
     )
 
 
 async def handle_health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 async def handle_ready(request: web.Request) -> web.Response:
@@ -430,8 +441,8 @@ async def handle_ready(request: web.Request) -> web.Response:
             "status": "loading" if state.load_error is None else "failed",
             "error": state.load_error,
         }
-        return web.json_response(body, status=503, headers={"Retry-After": "1"})
-    return web.json_response(
+        return json_response(body, 503, {"Retry-After": "1"})
+    return json_response(
         {
             "status": "ready",
             "model": state.embedder.model_id,
